@@ -1,0 +1,18 @@
+// Each subcommand of `lifeline` registers its flags here and leaves behind what runs it; the
+// component it calls does the work.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+
+#include "common/status.h"
+
+namespace lifeline::cli {
+
+// Set by the chosen subcommand's parse callback; main runs it after parsing.
+using CommandBody = std::function<Status()>;
+
+void AddSpoolCommand(CLI::App& app, CommandBody* body);
+void AddDevKafkaCommand(CLI::App& app, CommandBody* body);
+
+}  // namespace lifeline::cli

@@ -1,0 +1,25 @@
+// Human and machine renderings of ChangeEvents and times, shared by `spool inspect`, replay
+// --dry-run and gapcheck: one JSON object per event (JSON Lines) or one text line.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "lifeline/v1/change_event.pb.h"
+
+namespace lifeline {
+
+// "insert", "update", "delete", "truncate", "snapshot", "heartbeat", "resnapshot".
+std::string_view OpName(v1::Op op);
+// RFC 3339 in UTC with microseconds: "2026-11-25T10:00:00.123456Z".
+std::string FormatTimestampUs(int64_t unix_micros);
+// A JSON string literal, escaped.
+std::string JsonQuote(std::string_view s);
+// {"seq":..,"op":..,"schema":..,"table":..,"xid":..,"commit_lsn":"X/Y","commit_time":..,
+//  "key":{..},"before":{..}|null,"after":{..}|null,"unchanged":[..]}
+std::string EventToJson(const v1::ChangeEvent& ev);
+// "seq=12 insert public.emergency_requests xid=731 lsn=0/1A2B3C time=... key=(id=...)"
+std::string EventToText(const v1::ChangeEvent& ev);
+
+}  // namespace lifeline

@@ -1,0 +1,61 @@
+// /health and /metrics over cpp-httplib, on its own thread.
+#include "common/status_server.h"
+
+#include <httplib.h>
+
+namespace lifeline {
+
+StatusServer::~StatusServer() {
+  Stop();
+}
+
+void StatusServer::Stop() {
+  if (server_) server_->stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+Result<std::unique_ptr<StatusServer>> StatusServer::Start(const std::string& address,
+                                                          const Metrics* metrics,
+                                                          std::function<HealthReport()> health) {
+  size_t colon = address.rfind(':');
+  if (colon == std::string::npos) {
+    return Status::InvalidArgument("malformed metrics address '" + address +
+                                   "': expected HOST:PORT, for example 127.0.0.1:9187");
+  }
+  std::string host = address.substr(0, colon);
+  if (host.empty()) host = "127.0.0.1";
+  int port;
+  try {
+    port = std::stoi(address.substr(colon + 1));
+  } catch (const std::exception&) {
+    return Status::InvalidArgument("malformed port in metrics address '" + address + "'");
+  }
+  if (port < 0 || port > 65535) {
+    return Status::InvalidArgument("port out of range in metrics address '" + address + "'");
+  }
+  std::unique_ptr<StatusServer> s(new StatusServer());
+  s->server_ = std::make_unique<httplib::Server>();
+  s->server_->Get("/metrics", [metrics](const httplib::Request&, httplib::Response& res) {
+    res.set_content(metrics != nullptr ? metrics->RenderPrometheus() : "",
+                    "text/plain; version=0.0.4");
+  });
+  s->server_->Get("/health", [health](const httplib::Request&, httplib::Response& res) {
+    HealthReport r = health ? health() : HealthReport{true, "{\"status\":\"ok\"}"};
+    res.status = r.healthy ? 200 : 503;
+    res.set_content(r.json, "application/json");
+  });
+  int bound = port == 0 ? s->server_->bind_to_any_port(host) : port;
+  if (port != 0 && !s->server_->bind_to_port(host, port)) bound = -1;
+  if (bound <= 0) {
+    return Status::InvalidArgument("cannot listen on " + host + ":" + std::to_string(port) +
+                                   " for /health and /metrics: the address is in use or not "
+                                   "local; choose another --metrics-addr");
+  }
+  s->host_ = host;
+  s->port_ = bound;
+  httplib::Server* raw = s->server_.get();
+  s->thread_ = std::thread([raw] { raw->listen_after_bind(); });
+  return s;
+}
+
+}  // namespace lifeline

@@ -1,0 +1,88 @@
+// Test environment: temp dirs, prerequisites, servers.
+#include "tests/support/test_env.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+namespace lifeline::testing {
+namespace fs = std::filesystem;
+
+TempDir::TempDir(const std::string& prefix) {
+  std::string tmpl = "/tmp/" + prefix + "-XXXXXX";
+  if (mkdtemp(tmpl.data()) == nullptr) {
+    ADD_FAILURE() << "cannot create a temporary directory";
+  }
+  // Clusters run as the postgres OS user and may need to reach into it (base backups).
+  chmod(tmpl.c_str(), 0755);
+  path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+std::string SourceDir() {
+  return LIFELINE_SOURCE_DIR;
+}
+std::string ReferenceSchemaSql() {
+  return SourceDir() + "/scripts/sql/reference_schema.sql";
+}
+std::string LifelineBinary() {
+  return LIFELINE_BINARY;
+}
+
+std::string RequireProgram(const std::string& program, const std::string& package) {
+  std::string path = FindProgram(program);
+  if (path.empty()) {
+    ADD_FAILURE() << program << " is required by this test but not installed: run scripts/setup.sh"
+                  << " or apt-get install " << package;
+  }
+  return path;
+}
+
+std::unique_ptr<LocalPostgres> StartPostgres(LocalPostgresOptions options) {
+  auto pg = LocalPostgres::Create(options);
+  if (!pg.ok()) {
+    ADD_FAILURE() << "cannot start a PostgreSQL cluster: " << pg.status().ToString();
+    return nullptr;
+  }
+  return std::move(pg).value();
+}
+
+void LoadReferenceSchema(const LocalPostgres& pg, const std::string& dbname) {
+  Status st = pg.CreateDatabase(dbname);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  st = pg.PsqlFile(ReferenceSchemaSql(), dbname);
+  ASSERT_TRUE(st.ok()) << st.ToString()
+                       << " (PostGIS missing? apt-get install postgresql-15-postgis-3)";
+}
+
+std::unique_ptr<DevKafkaCluster> StartDevKafka(int brokers) {
+  auto k = DevKafkaCluster::Start(brokers);
+  if (!k.ok()) {
+    ADD_FAILURE() << "cannot start devkafka: " << k.status().ToString();
+    return nullptr;
+  }
+  return std::move(k).value();
+}
+
+CommandResult RunLifeline(const std::vector<std::string>& args, const std::string& stdin_text,
+                          int timeout_ms) {
+  CommandSpec spec;
+  spec.argv = {LifelineBinary()};
+  spec.argv.insert(spec.argv.end(), args.begin(), args.end());
+  spec.stdin_text = stdin_text;
+  spec.timeout = std::chrono::milliseconds(timeout_ms);
+  auto r = RunCommand(spec);
+  if (!r.ok()) {
+    ADD_FAILURE() << "cannot run lifeline: " << r.status().ToString();
+    return {};
+  }
+  return std::move(r).value();
+}
+
+}  // namespace lifeline::testing

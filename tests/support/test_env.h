@@ -1,0 +1,44 @@
+// What tests share: temporary directories, the built `lifeline` binary, prerequisites that must
+// fail (never skip) when missing, and started servers (PostgreSQL clusters, devkafka).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/devkafka.h"
+#include "common/local_postgres.h"
+#include "common/subprocess.h"
+
+namespace lifeline::testing {
+
+// A directory under /tmp removed at the end of the scope.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& prefix = "lifeline-test");
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string Sub(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+std::string SourceDir();
+std::string ReferenceSchemaSql();  // path of scripts/sql/reference_schema.sql
+std::string LifelineBinary();
+
+// Path of `program`, or a test failure naming the Debian package to install.
+std::string RequireProgram(const std::string& program, const std::string& package);
+
+// A started cluster; the test fails (fatally, via the returned nullptr + ADD_FAILURE) otherwise.
+std::unique_ptr<LocalPostgres> StartPostgres(LocalPostgresOptions options = {});
+// A database "app" on `pg` with the reference schema (PostGIS) loaded.
+void LoadReferenceSchema(const LocalPostgres& pg, const std::string& dbname = "app");
+std::unique_ptr<DevKafkaCluster> StartDevKafka(int brokers = 3);
+
+// Runs `lifeline ARGS...` and returns its result.
+CommandResult RunLifeline(const std::vector<std::string>& args, const std::string& stdin_text = "",
+                          int timeout_ms = 60'000);
+
+}  // namespace lifeline::testing
