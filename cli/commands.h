@@ -12,6 +12,7 @@ namespace lifeline::cli {
 // Set by the chosen subcommand's parse callback; main runs it after parsing.
 using CommandBody = std::function<Status()>;
 
+void AddCaptureCommand(CLI::App& app, CommandBody* body);
 void AddSpoolCommand(CLI::App& app, CommandBody* body);
 void AddDevKafkaCommand(CLI::App& app, CommandBody* body);
 

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
       ->capture_default_str();
   lifeline::cli::CommandBody body;
+  lifeline::cli::AddCaptureCommand(app, &body);
   lifeline::cli::AddSpoolCommand(app, &body);
   lifeline::cli::AddDevKafkaCommand(app, &body);
   try {

@@ -281,26 +281,14 @@ Result<std::unique_ptr<Spool>> Spool::OpenForWrite(const std::string& dir) {
   }
   LIFELINE_RETURN_IF_ERROR(impl->LoadState().WithContext("spool " + dir));
 
-  // Discard the tail of a transaction that was cut off: the source sends it again.
-  SpoolState& st = impl->state;
-  if (st.last_seq > st.complete_seq) {
-    uint64_t discarded = st.last_seq - st.complete_seq;
-    rocksdb::WriteBatch batch;
-    batch.DeleteRange(impl->events, SeqKey(st.complete_seq + 1), SeqKey(st.last_seq + 1));
-    st.last_seq = st.complete_seq;
-    st.tail_hash = st.complete_hash;
-    batch.Put(impl->meta, "state", st.Encode());
-    rocksdb::WriteOptions wo;
-    wo.sync = true;
-    s = impl->db->Write(wo, &batch);
-    if (!s.ok()) return FromRocks(s, "discarding incomplete transaction in spool " + dir);
-    spdlog::info("spool {}: discarded {} event(s) of an incomplete transaction after seq {}", dir,
-                 discarded, st.complete_seq);
-  }
+  std::unique_ptr<Spool> spool(new Spool(std::move(impl), dir, true));
+  LIFELINE_RETURN_IF_ERROR(spool->DiscardIncomplete());
+  Impl* opened = spool->impl_.get();
+  const SpoolState& st = opened->state;
   // The newest event must be the one the state says; anything else means lost or foreign writes.
   if (st.complete_seq > 0) {
     std::string value;
-    s = impl->db->Get(rocksdb::ReadOptions(), impl->events, SeqKey(st.complete_seq), &value);
+    s = opened->db->Get(rocksdb::ReadOptions(), opened->events, SeqKey(st.complete_seq), &value);
     if (!s.ok() || HashEventBytes(value) != st.complete_hash) {
       return Status::Corruption("spool " + dir + ": the event at seq " +
                                 std::to_string(st.complete_seq) +
@@ -308,7 +296,31 @@ Result<std::unique_ptr<Spool>> Spool::OpenForWrite(const std::string& dir) {
                                 "damaged (run `lifeline spool verify`)");
     }
   }
-  return std::unique_ptr<Spool>(new Spool(std::move(impl), dir, true));
+  return spool;
+}
+
+Status Spool::DiscardIncomplete() {
+  if (!writable_) return Status::FailedPrecondition("spool " + dir_ + " is open read-only");
+  std::lock_guard lock(impl_->mu);
+  SpoolState& st = impl_->state;
+  if (st.last_seq <= st.complete_seq) return Status::Ok();
+  uint64_t discarded = st.last_seq - st.complete_seq;
+  SpoolState next = st;
+  next.last_seq = next.complete_seq;
+  next.tail_hash = next.complete_hash;
+  next.open_events = 0;
+  next.open_bytes = 0;
+  rocksdb::WriteBatch batch;
+  batch.DeleteRange(impl_->events, SeqKey(st.complete_seq + 1), SeqKey(st.last_seq + 1));
+  batch.Put(impl_->meta, "state", next.Encode());
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  auto s = impl_->db->Write(wo, &batch);
+  if (!s.ok()) return FromRocks(s, "discarding an incomplete transaction in spool " + dir_);
+  st = next;
+  spdlog::info("spool {}: discarded {} event(s) of an incomplete transaction after seq {}", dir_,
+               discarded, st.complete_seq);
+  return Status::Ok();
 }
 
 Result<std::unique_ptr<Spool>> Spool::OpenForRead(const std::string& dir) {
@@ -339,9 +351,10 @@ Status Spool::Refresh() {
   return impl_->LoadState().WithContext("spool " + dir_);
 }
 
-Result<uint64_t> Spool::Append(std::span<v1::ChangeEvent> events) {
+Result<uint64_t> Spool::Append(std::span<v1::ChangeEvent> events,
+                               const std::vector<std::pair<std::string, std::string>>& properties) {
   if (!writable_) return Status::FailedPrecondition("spool " + dir_ + " is open read-only");
-  if (events.empty()) return last_complete_seq();
+  if (events.empty() && properties.empty()) return last_complete_seq();
   SpoolState next;
   {
     std::lock_guard lock(impl_->mu);
@@ -372,6 +385,7 @@ Result<uint64_t> Spool::Append(std::span<v1::ChangeEvent> events) {
     }
   }
   batch.Put(impl_->meta, "state", next.Encode());
+  for (const auto& [name, value] : properties) batch.Put(impl_->meta, "prop/" + name, value);
   rocksdb::WriteOptions wo;
   wo.sync = true;
   auto s = impl_->db->Write(wo, &batch);

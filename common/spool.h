@@ -84,10 +84,16 @@ class Spool {
   const std::string& dir() const { return dir_; }
   bool writable() const { return writable_; }
 
-  // Writer: assigns each event its seq and prev_hash (in place), then writes all of them with the
-  // new state in one synced batch. Returns the last seq written. On failure nothing is written
-  // and the spool's state is unchanged, so the caller may retry the same events.
-  [[nodiscard]] Result<uint64_t> Append(std::span<v1::ChangeEvent> events);
+  // Writer: assigns each event its seq and prev_hash (in place), then writes all of them, the new
+  // state and `properties` (name, value) in one synced batch. Returns the last seq written. On
+  // failure nothing is written and the spool's state is unchanged, so the caller may retry.
+  [[nodiscard]] Result<uint64_t> Append(
+      std::span<v1::ChangeEvent> events,
+      const std::vector<std::pair<std::string, std::string>>& properties = {});
+
+  // Writer: drops events after the last complete transaction (a transaction cut off by a lost
+  // source connection, which the source sends again in full). Opening for write does this too.
+  [[nodiscard]] Status DiscardIncomplete();
 
   // Up to `max_events` events from `from_seq` on, never past the last complete transaction and
   // never more than about `max_bytes` (at least one event is returned if any is available).

@@ -1,0 +1,152 @@
+// pgoutput messages to ChangeEvents.
+#include "capture/change_builder.h"
+
+namespace lifeline::capture {
+
+ChangeBuilder::ChangeBuilder(v1::Source source, TypeNameLookup type_names)
+    : source_(std::move(source)), type_names_(std::move(type_names)) {}
+
+void ChangeBuilder::FillRow(const TupleData& tuple, v1::Row* row) {
+  row->mutable_values()->Reserve(static_cast<int>(tuple.size()));
+  for (const auto& v : tuple) {
+    auto* out = row->add_values();
+    switch (v.kind) {
+      case TupleValueKind::kNull:
+        out->set_null(true);
+        break;
+      case TupleValueKind::kUnchangedToast:
+        out->set_unchanged_toast(true);
+        break;
+      case TupleValueKind::kText:
+        out->set_text(v.text);
+        break;
+    }
+  }
+}
+
+const v1::Relation& ChangeBuilder::RelationFor(const PgOutputDecoder::CachedRelation& cached) {
+  RelationEntry& entry = relations_[cached.relation.relation_oid];
+  if (entry.schema_version != cached.schema_version) {
+    entry.schema_version = cached.schema_version;
+    v1::Relation& rel = entry.relation;
+    rel.Clear();
+    rel.set_schema(cached.relation.schema);
+    rel.set_table(cached.relation.table);
+    rel.set_relation_oid(cached.relation.relation_oid);
+    rel.set_schema_version(cached.schema_version);
+    for (const auto& col : cached.relation.columns) {
+      auto* c = rel.add_columns();
+      c->set_name(col.name);
+      c->set_type_oid(col.type_oid);
+      c->set_key(col.key);
+      if (type_names_) c->set_type_name(type_names_(col.type_oid, col.type_modifier));
+    }
+  }
+  return entry.relation;
+}
+
+void ChangeBuilder::Emit(v1::ChangeEvent ev, std::vector<v1::ChangeEvent>* out) {
+  if (held_) out->push_back(std::move(*held_));
+  held_ = std::move(ev);
+}
+
+Status ChangeBuilder::StartEvent(v1::Op op, uint32_t relation_oid, const PgOutputDecoder& decoder,
+                                 uint64_t wal_start, std::vector<v1::ChangeEvent>* out,
+                                 v1::ChangeEvent** ev) {
+  *ev = nullptr;
+  if (!in_txn_) {
+    return Status::Corruption("pgoutput: a row change arrived outside a transaction at " +
+                              std::to_string(wal_start));
+  }
+  if (skipping_) return Status::Ok();
+  v1::ChangeEvent e;
+  *e.mutable_source() = source_;
+  e.set_commit_lsn(commit_lsn_);
+  e.set_event_lsn(wal_start);
+  e.set_xid(xid_);
+  e.set_commit_time_us(commit_time_us_);
+  e.set_index_in_txn(index_++);
+  e.set_op(op);
+  if (relation_oid != 0) {
+    const auto* cached = decoder.FindRelation(relation_oid);
+    if (cached == nullptr) {
+      return Status::Corruption("pgoutput: relation " + std::to_string(relation_oid) +
+                                " is unknown");
+    }
+    *e.mutable_relation() = RelationFor(*cached);
+  }
+  Emit(std::move(e), out);
+  *ev = &*held_;
+  return Status::Ok();
+}
+
+Status ChangeBuilder::Apply(const PgOutputMessage& message, const PgOutputDecoder& decoder,
+                            uint64_t wal_start, std::vector<v1::ChangeEvent>* out) {
+  v1::ChangeEvent* ev = nullptr;
+  if (const auto* begin = std::get_if<BeginMessage>(&message)) {
+    if (in_txn_) {
+      return Status::Corruption("pgoutput: Begin of xid " + std::to_string(begin->xid) +
+                                " inside transaction " + std::to_string(xid_));
+    }
+    in_txn_ = true;
+    xid_ = begin->xid;
+    commit_lsn_ = begin->final_lsn;
+    commit_time_us_ = begin->commit_time_us;
+    index_ = 0;
+    skipping_ = begin->final_lsn <= skip_through_;
+    return Status::Ok();
+  }
+  if (const auto* commit = std::get_if<CommitMessage>(&message)) {
+    if (!in_txn_) return Status::Corruption("pgoutput: Commit outside a transaction");
+    if (held_) {
+      held_->set_last_in_txn(true);
+      held_->set_txn_event_count(index_);
+      out->push_back(std::move(*held_));
+      held_.reset();
+    }
+    if (skipping_) ++skipped_;
+    in_txn_ = false;
+    skipping_ = false;
+    last_commit_lsn_ = commit->commit_lsn;
+    return Status::Ok();
+  }
+  if (const auto* ins = std::get_if<InsertMessage>(&message)) {
+    LIFELINE_RETURN_IF_ERROR(
+        StartEvent(v1::OP_INSERT, ins->relation_oid, decoder, wal_start, out, &ev));
+    if (ev != nullptr) FillRow(ins->new_tuple, ev->mutable_after());
+    return Status::Ok();
+  }
+  if (const auto* upd = std::get_if<UpdateMessage>(&message)) {
+    LIFELINE_RETURN_IF_ERROR(
+        StartEvent(v1::OP_UPDATE, upd->relation_oid, decoder, wal_start, out, &ev));
+    if (ev != nullptr) {
+      if (upd->old_kind != 0) FillRow(upd->old_tuple, ev->mutable_before());
+      FillRow(upd->new_tuple, ev->mutable_after());
+    }
+    return Status::Ok();
+  }
+  if (const auto* del = std::get_if<DeleteMessage>(&message)) {
+    LIFELINE_RETURN_IF_ERROR(
+        StartEvent(v1::OP_DELETE, del->relation_oid, decoder, wal_start, out, &ev));
+    if (ev != nullptr) FillRow(del->old_tuple, ev->mutable_before());
+    return Status::Ok();
+  }
+  if (const auto* trunc = std::get_if<TruncateMessage>(&message)) {
+    for (uint32_t oid : trunc->relation_oids) {
+      LIFELINE_RETURN_IF_ERROR(StartEvent(v1::OP_TRUNCATE, oid, decoder, wal_start, out, &ev));
+      if (ev != nullptr) ev->set_truncate_options(trunc->options);
+    }
+    return Status::Ok();
+  }
+  if (const auto* msg = std::get_if<LogicalMessage>(&message)) {
+    // Only capture's own transactional heartbeats matter; other applications' messages pass by.
+    if (!msg->transactional || msg->prefix != kHeartbeatPrefix || !in_txn_) return Status::Ok();
+    LIFELINE_RETURN_IF_ERROR(StartEvent(v1::OP_HEARTBEAT, 0, decoder, wal_start, out, &ev));
+    if (ev != nullptr) ev->set_message(msg->content);
+    return Status::Ok();
+  }
+  // Relation, Type and Origin only update the decoder's state.
+  return Status::Ok();
+}
+
+}  // namespace lifeline::capture

@@ -1,0 +1,36 @@
+// The initial snapshot: reads the captured tables inside the slot's exported snapshot and spools
+// their rows as SNAPSHOT events. All of them form one spool transaction whose commit LSN is the
+// slot's consistent point, so a snapshot cut short by a crash is discarded whole on reopen and
+// started over; none of it is ever served half-done.
+#pragma once
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "capture/source_catalog.h"
+#include "common/lsn.h"
+#include "common/metrics.h"
+#include "common/spool.h"
+#include "lifeline/v1/change_event.pb.h"
+
+namespace lifeline::capture {
+
+struct SnapshotRequest {
+  std::string conninfo;
+  std::string password;
+  std::string snapshot_name;
+  Lsn consistent_point;
+  std::vector<TableName> tables;
+  v1::Source source;
+  size_t batch_events = 2000;
+  // Spool properties written atomically with the snapshot's last event (the "done" marker).
+  std::vector<std::pair<std::string, std::string>> done_properties;
+};
+
+// Returns the number of rows read. Stops early (returning Unavailable) when `stop` becomes true.
+[[nodiscard]] Result<uint64_t> ReadSnapshot(const SnapshotRequest& request, SourceCatalog& catalog,
+                                            Spool& spool, Counter& rows_read,
+                                            const std::atomic<bool>& stop);
+
+}  // namespace lifeline::capture

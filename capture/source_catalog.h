@@ -1,0 +1,73 @@
+// Ordinary SQL against the source (libpqxx): settings and table checks, the publication, slot
+// state, column type names, heartbeats and the current WAL position.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <pqxx/connection>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/lsn.h"
+#include "common/status.h"
+
+namespace lifeline::capture {
+
+struct TableName {
+  std::string schema;
+  std::string table;
+  std::string Qualified() const;  // "public"."emergency_requests", quoted for SQL
+  std::string Display() const { return schema + "." + table; }
+};
+
+// "schema.name" or "name" (schema public).
+[[nodiscard]] Result<std::vector<TableName>> ParseTableNames(const std::vector<std::string>& names);
+
+struct SlotInfo {
+  std::string plugin;
+  int active_pid = 0;      // 0 when not in use
+  std::string wal_status;  // reserved, extended, unreserved, lost
+  Lsn confirmed_flush;
+  std::string database;
+};
+
+// A column as the snapshot reads it, in attribute order.
+struct SnapshotColumn {
+  std::string name;
+  uint32_t type_oid = 0;
+  std::string type_name;
+  bool key = false;
+};
+
+// The libpqxx conninfo for `conninfo` plus a separately supplied password (never logged).
+std::string ConnInfoWithPassword(const std::string& conninfo, const std::string& password);
+
+class SourceCatalog {
+ public:
+  ~SourceCatalog();
+  [[nodiscard]] static Result<std::unique_ptr<SourceCatalog>> Connect(const std::string& conninfo,
+                                                                      const std::string& password);
+  // wal_level = logical, room for a slot and a sender.
+  [[nodiscard]] Status CheckServerSettings();
+  // Each table exists and has a primary key or REPLICA IDENTITY FULL.
+  [[nodiscard]] Status CheckTables(const std::vector<TableName>& tables);
+  // Creates the publication if missing; adds tables it lacks.
+  [[nodiscard]] Status EnsurePublication(const std::string& publication,
+                                         const std::vector<TableName>& tables);
+  [[nodiscard]] Result<std::optional<SlotInfo>> FindSlot(const std::string& slot);
+  [[nodiscard]] Result<uint32_t> RelationOid(const TableName& table);
+  [[nodiscard]] Result<std::vector<SnapshotColumn>> Columns(const TableName& table);
+  std::string TypeName(uint32_t type_oid, int32_t type_modifier);
+  // A transactional logical message that comes back through the slot as a HEARTBEAT event.
+  [[nodiscard]] Status EmitHeartbeat();
+  [[nodiscard]] Result<Lsn> CurrentWalLsn();
+
+ private:
+  SourceCatalog() = default;
+  std::unique_ptr<pqxx::connection> conn_;
+  std::map<std::pair<uint32_t, int32_t>, std::string> type_names_;
+};
+
+}  // namespace lifeline::capture
