@@ -13,6 +13,8 @@ namespace lifeline::cli {
 using CommandBody = std::function<Status()>;
 
 void AddCaptureCommand(CLI::App& app, CommandBody* body);
+void AddDemoCommand(CLI::App& app, CommandBody* body);
+void AddLoadCommand(CLI::App& app, CommandBody* body);
 void AddSpoolCommand(CLI::App& app, CommandBody* body);
 void AddDevKafkaCommand(CLI::App& app, CommandBody* body);
 

@@ -19,6 +19,8 @@ int main(int argc, char** argv) {
   lifeline::cli::CommandBody body;
   lifeline::cli::AddCaptureCommand(app, &body);
   lifeline::cli::AddSpoolCommand(app, &body);
+  lifeline::cli::AddDemoCommand(app, &body);
+  lifeline::cli::AddLoadCommand(app, &body);
   lifeline::cli::AddDevKafkaCommand(app, &body);
   try {
     app.parse(argc, argv);

@@ -1,7 +1,7 @@
 // Spool on RocksDB: group-committed appends, whole-transaction visibility, cursors and trimming.
 #include "common/spool.h"
 
-#include <openssl/sha.h>
+#include <openssl/evp.h>
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
@@ -38,6 +39,15 @@ std::string SeqKey(uint64_t seq) {
   PutU64(&k, seq);
   return k;
 }
+
+// The same key in a stack buffer, for the append path.
+struct SeqKeyBuf {
+  char bytes[8];
+  explicit SeqKeyBuf(uint64_t seq) {
+    for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>((seq >> ((7 - i) * 8)) & 0xff);
+  }
+  rocksdb::Slice slice() const { return rocksdb::Slice(bytes, 8); }
+};
 
 // In-memory mirror of the "state" record.
 struct SpoolState {
@@ -105,8 +115,23 @@ rocksdb::Options BaseOptions() {
 }  // namespace
 
 EventHash HashEventBytes(std::string_view bytes) {
+  // OpenSSL 3 looks the algorithm up on every one-shot SHA256() call; on the append path that
+  // lookup costs as much as the hash itself, so fetch it once and reuse a context per thread.
+  static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  struct Context {
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    ~Context() { EVP_MD_CTX_free(ctx); }
+  };
+  thread_local Context context;
   EventHash h;
-  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), h.data());
+  unsigned int len = 0;
+  if (sha256 == nullptr || context.ctx == nullptr ||
+      EVP_DigestInit_ex2(context.ctx, sha256, nullptr) != 1 ||
+      EVP_DigestUpdate(context.ctx, bytes.data(), bytes.size()) != 1 ||
+      EVP_DigestFinal_ex(context.ctx, h.data(), &len) != 1 || len != h.size()) {
+    // Only a broken OpenSSL installation gets here; the chain cannot be computed without it.
+    std::abort();
+  }
   return h;
 }
 
@@ -372,7 +397,7 @@ Result<uint64_t> Spool::Append(std::span<v1::ChangeEvent> events,
     next.tail_hash = HashEventBytes(bytes);
     next.open_events += 1;
     next.open_bytes += bytes.size();
-    batch.Put(impl_->events, SeqKey(ev.seq()), bytes);
+    batch.Put(impl_->events, SeqKeyBuf(ev.seq()).slice(), bytes);
     if (ev.last_in_txn()) {
       next.complete_seq = ev.seq();
       next.complete_commit_lsn = ev.commit_lsn();

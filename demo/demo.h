@@ -1,0 +1,24 @@
+// `lifeline demo`: the pipeline on this machine on local defaults: a primary PostgreSQL with the
+// reference schema, capture into a spool, a load of emergency requests with a ledger, a live
+// status line, and a verdict that every committed call was captured.
+#pragma once
+
+#include <string>
+
+#include "common/status.h"
+
+namespace lifeline {
+
+struct DemoOptions {
+  std::string workdir;  // empty: a new directory under /tmp
+  int64_t duration_ms = 30'000;
+  double rate = 200;  // changes per second
+  bool keep = false;  // keep the work directory (cluster data, spool, logs)
+  std::string format = "text";
+};
+
+// Ok when every committed call reached the end of the pipeline. A lost call is a defect of the
+// pipeline: Status::Internal naming the calls (exit 1). Set-up failures keep their own codes.
+[[nodiscard]] Status RunDemo(const DemoOptions& options);
+
+}  // namespace lifeline
