@@ -5,9 +5,12 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
+#include "common/metrics.h"
+#include "common/spool.h"
 #include "common/status.h"
 
 namespace lifeline {
@@ -25,6 +28,12 @@ struct CaptureOptions {
   // event so gapcheck can show the window in which changes may have been missed.
   bool resnapshot = false;
   size_t batch_events = 2000;  // events per synced spool write at most
+  // When the spool holds this many bytes (shipped or not), capture stops reading and confirming:
+  // the slot keeps the WAL and nothing is dropped. 0: no limit.
+  uint64_t spool_max_bytes = 0;
+  // Runs on its own thread beside capture, on capture's spool and metrics (the shipper, when
+  // Kafka settings are given). It must return once its stop flag is set; an error stops capture.
+  std::function<Status(Spool&, Metrics&, const std::atomic<bool>& stop)> companion;
 };
 
 // Runs until `stop` is set (then flushes, confirms and returns Ok) or a non-transient error.

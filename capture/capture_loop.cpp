@@ -37,6 +37,8 @@ constexpr char kPropSlot[] = "source.slot";
 constexpr char kPropTimeline[] = "source.timeline";
 // Consistent point of the slot whose snapshot completed; empty while a (re)snapshot is due.
 constexpr char kPropSnapshotDone[] = "snapshot.done";
+// Set just before this spool's capture creates its slot: only such a slot may be dropped by it.
+constexpr char kPropSlotCreated[] = "capture.slot_created";
 // Highest flush LSN capture ever confirmed: a slot confirmed beyond it was moved by someone else.
 constexpr char kPropConfirmed[] = "capture.confirmed_flush";
 
@@ -171,6 +173,11 @@ class CaptureDaemon {
   uint64_t confirmed_ = 0;
   uint64_t persisted_confirmed_ = 0;
   bool streamed_ = false;  // the last session reached streaming (resets the backoff)
+  // The companion (shipper) thread and how it ended.
+  std::atomic<bool> companion_stop_{false};
+  std::atomic<bool> companion_done_{false};
+  Status companion_status_;
+  Clock::time_point spool_full_logged_{};
 };
 
 Counter& CaptureDaemon::OpCounter(v1::Op op) {
@@ -235,6 +242,7 @@ Status CaptureDaemon::CheckIdentity(const capture::SystemIdentity& id) {
 
 Status CaptureDaemon::CreateSlotAndSnapshot(ReplicationConnection& repl,
                                             const capture::SystemIdentity& id) {
+  LIFELINE_RETURN_IF_ERROR(spool_->SetProperty(kPropSlotCreated, options_.slot));
   LIFELINE_ASSIGN_OR_RETURN(auto created, repl.CreateSlotWithSnapshot(options_.slot));
   spdlog::info("created slot {} at consistent point {}; taking the initial snapshot", options_.slot,
                created.consistent_point.ToString());
@@ -273,6 +281,11 @@ Status CaptureDaemon::Session() {
   LIFELINE_RETURN_IF_ERROR(CheckIdentity(id));
   LIFELINE_ASSIGN_OR_RETURN(auto slot, catalog_->FindSlot(options_.slot));
   bool snapshot_done = !spool_->GetProperty(kPropSnapshotDone).empty();
+  if (slot && slot->active_pid != 0) {
+    return Status::Unavailable("replication slot " + options_.slot + " is active for PID " +
+                               std::to_string(slot->active_pid));
+  }
+  bool slot_is_ours = spool_->GetProperty(kPropSlotCreated) == options_.slot;
 
   if (resnapshot_due_) {
     // Mark the window first, so a crash anywhere below resumes the resnapshot, never skips it.
@@ -316,6 +329,13 @@ Status CaptureDaemon::Session() {
     if (slot->plugin != "pgoutput") {
       return Status::FailedPrecondition("replication slot " + options_.slot + " uses plugin " +
                                         slot->plugin + ", not pgoutput; choose another --slot");
+    }
+    if (!snapshot_done && !slot_is_ours) {
+      return Status::FailedPrecondition(
+          "replication slot " + options_.slot +
+          " exists but was not created by this spool's capture; choose another --slot, or drop "
+          "it if nothing uses it: SELECT pg_drop_replication_slot('" +
+          options_.slot + "')");
     }
     if (!snapshot_done) {
       // The previous run stopped inside the snapshot; its exported snapshot died with it.
@@ -410,6 +430,28 @@ Status CaptureDaemon::Stream(ReplicationConnection& repl) {
   auto last_status = Clock::now();
   uint64_t skipped_before = 0;
   while (!stop_.load()) {
+    if (companion_done_.load()) {
+      return companion_status_.ok() ? Status::Internal("the shipper stopped unexpectedly")
+                                    : companion_status_;
+    }
+    if (options_.spool_max_bytes > 0 && spool_->live_bytes() >= options_.spool_max_bytes) {
+      // Full: stop reading and hold the confirmed position; the slot keeps the WAL.
+      spool_failing_->Set(1);
+      if (Clock::now() - spool_full_logged_ > std::chrono::seconds(10)) {
+        spool_full_logged_ = Clock::now();
+        spdlog::error(
+            "spool holds {} bytes, at --spool-max-bytes {}: capture has paused and "
+            "confirms nothing more; PostgreSQL retains WAL until the shipper drains it",
+            spool_->live_bytes(), options_.spool_max_bytes);
+      }
+      if (Clock::now() - last_status >= std::chrono::seconds(1)) {
+        LIFELINE_RETURN_IF_ERROR(SendStatus(repl));
+        last_status = Clock::now();
+      }
+      SleepUnlessStopped(stop_, std::chrono::milliseconds(100));
+      continue;
+    }
+    spool_failing_->Set(0);
     auto wait = pending_.empty() ? std::chrono::milliseconds(100) : std::chrono::milliseconds(0);
     LIFELINE_ASSIGN_OR_RETURN(auto msg, repl.Receive(wait));
     bool reply = false;
@@ -456,19 +498,35 @@ Status CaptureDaemon::Run() {
         http, StatusServer::Start(options_.metrics_addr, &metrics_, [this] { return Health(); }));
     spdlog::info("/health and /metrics on {}:{}", http->host(), http->port());
   }
+  std::thread companion;
+  if (options_.companion) {
+    companion = std::thread([this] {
+      companion_status_ = options_.companion(*spool_, metrics_, companion_stop_);
+      companion_done_ = true;
+    });
+  }
+  struct JoinCompanion {
+    CaptureDaemon* self;
+    std::thread* t;
+    ~JoinCompanion() {
+      self->companion_stop_ = true;
+      if (t->joinable()) t->join();
+    }
+  } join_companion{this, &companion};
   auto backoff = std::chrono::milliseconds(250);
   int attempt = 0;
   auto slot_busy_since = Clock::time_point::max();
   while (!stop_.load()) {
     streamed_ = false;
     Status st = Session();
+    if (companion_done_.load() && !companion_status_.ok()) return companion_status_;
     if (st.ok()) return st;
     if (st.code() != StatusCode::kUnavailable) return st;
     // The walsender of a capture that was just killed may hold the slot a moment longer; a
     // slot held for long belongs to another consumer.
     if (st.message().find("is active for PID") != std::string::npos) {
       slot_busy_since = std::min(slot_busy_since, Clock::now());
-      if (Clock::now() - slot_busy_since > std::chrono::seconds(30)) {
+      if (Clock::now() - slot_busy_since > std::chrono::seconds(15)) {
         return Status::FailedPrecondition(st.message() + "; another process is consuming slot " +
                                           options_.slot + ": stop it or choose another --slot");
       }

@@ -117,12 +117,17 @@ Result<CreatedSlot> ReplicationConnection::CreateSlotWithSnapshot(const std::str
 }
 
 Status ReplicationConnection::DropSlot(const std::string& slot) {
-  std::string sql = "DROP_REPLICATION_SLOT " + QuoteIdent(slot) + " WAIT";
+  std::string sql = "DROP_REPLICATION_SLOT " + QuoteIdent(slot);
   PGresult* res = PQexec(conn_, sql.c_str());
   bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
   std::string err = PQresultErrorMessage(res);
   PQclear(res);
-  if (!ok) return ClassifyPostgresError(err, "dropping replication slot " + slot);
+  if (!ok) {
+    if (Contains(err, "is active for PID")) {
+      return Status::Unavailable("replication slot " + slot + " is in use: " + err);
+    }
+    return ClassifyPostgresError(err, "dropping replication slot " + slot);
+  }
   return Status::Ok();
 }
 

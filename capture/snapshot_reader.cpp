@@ -85,7 +85,7 @@ Result<uint64_t> ReadSnapshot(const SnapshotRequest& request, SourceCatalog& cat
     }
     tx.commit();
   } catch (const pqxx::broken_connection& e) {
-    return Status::Unavailable(std::string("snapshot: connection to the source lost: ") + e.what());
+    return ClassifyPostgresError(e.what(), "snapshot: connection to the source");
   } catch (const std::exception& e) {
     std::string msg = e.what();
     if (msg.find("invalid snapshot identifier") != std::string::npos) {

@@ -14,7 +14,10 @@ auto Guard(const std::string& what, F&& f) -> decltype(f()) {
   try {
     return f();
   } catch (const pqxx::broken_connection& e) {
-    return Status::Unavailable(what + ": connection to the source lost: " + e.what());
+    // libpqxx reports a refused login as a broken connection too: that one is not transient.
+    Status st = ClassifyPostgresError(e.what(), what);
+    if (st.code() != StatusCode::kUnavailable) return st;
+    return Status::Unavailable(what + ": connection to the source lost: " + st.message());
   } catch (const std::exception& e) {
     return ClassifyPostgresError(e.what(), what);
   }

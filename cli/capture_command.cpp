@@ -9,7 +9,8 @@ namespace lifeline::cli {
 void AddCaptureCommand(CLI::App& app, CommandBody* body) {
   auto* sub = app.add_subcommand(
       "capture",
-      "Stream committed changes of the captured tables from PostgreSQL (pgoutput) into a spool");
+      "Stream committed changes of the captured tables from PostgreSQL (pgoutput) into a spool, "
+      "and with --kafka-brokers ship them to Kafka");
   AddConfigFileOption(*sub);
   auto opts = std::make_shared<CaptureOptions>();
   auto heartbeat = std::make_shared<std::string>("1s");
@@ -35,8 +36,20 @@ void AddCaptureCommand(CLI::App& app, CommandBody* body) {
   sub->add_option("--batch-events", opts->batch_events, "Events per synced spool write at most")
       ->capture_default_str()
       ->check(CLI::Range(1, 1'000'000));
-  sub->callback([opts, heartbeat, password_file, body] {
-    *body = [opts, heartbeat, password_file]() -> Status {
+  auto kafka = std::make_shared<ShipperOptions>();
+  auto retention = std::make_shared<std::string>("24h");
+  AddKafkaFlags(*sub, kafka.get(), retention.get());
+  sub->add_option("--spool-max-bytes", opts->spool_max_bytes,
+                  "Pause capture (the slot holds WAL) when the spool holds this many bytes; 0: "
+                  "no limit");
+  sub->callback([opts, heartbeat, password_file, kafka, retention, body] {
+    *body = [opts, heartbeat, password_file, kafka, retention]() -> Status {
+      if (!kafka->brokers.empty()) {
+        LIFELINE_RETURN_IF_ERROR(FinishKafkaFlags(kafka.get(), *retention));
+        opts->companion = [kafka](Spool& spool, Metrics& metrics, const std::atomic<bool>& stop) {
+          return RunShipper(spool, *kafka, stop, metrics);
+        };
+      }
       LIFELINE_ASSIGN_OR_RETURN(opts->heartbeat_interval_ms, ParseDurationMs(*heartbeat));
       if (opts->heartbeat_interval_ms < 10) {
         return Status::InvalidArgument("--heartbeat-interval must be at least 10ms");

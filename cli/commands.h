@@ -6,16 +6,22 @@
 #include <functional>
 
 #include "common/status.h"
+#include "shipper/shipper.h"
 
 namespace lifeline::cli {
 
 // Set by the chosen subcommand's parse callback; main runs it after parsing.
 using CommandBody = std::function<Status()>;
 
+void AddShipCommand(CLI::App& app, CommandBody* body);
 void AddCaptureCommand(CLI::App& app, CommandBody* body);
 void AddDemoCommand(CLI::App& app, CommandBody* body);
 void AddLoadCommand(CLI::App& app, CommandBody* body);
 void AddSpoolCommand(CLI::App& app, CommandBody* body);
 void AddDevKafkaCommand(CLI::App& app, CommandBody* body);
+
+// Kafka flags shared by `capture` (which then also ships) and `ship`.
+void AddKafkaFlags(CLI::App& sub, ShipperOptions* options, std::string* retention);
+[[nodiscard]] Status FinishKafkaFlags(ShipperOptions* options, const std::string& retention);
 
 }  // namespace lifeline::cli

@@ -544,6 +544,11 @@ uint64_t Spool::last_complete_seq() const {
   return impl_->state.complete_seq;
 }
 
+uint64_t Spool::live_bytes() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->state.live_bytes + impl_->state.open_bytes;
+}
+
 Lsn Spool::last_complete_commit_lsn() const {
   std::lock_guard lock(impl_->mu);
   return Lsn(impl_->state.complete_commit_lsn);

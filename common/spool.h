@@ -122,6 +122,8 @@ class Spool {
 
   SpoolStats Stats() const;
   uint64_t last_complete_seq() const;
+  // Serialized bytes of the events held (cheap; Stats() also scans cursors).
+  uint64_t live_bytes() const;
   Lsn last_complete_commit_lsn() const;
 
   // Checks the whole spool: seqs contiguous from the first to the last complete one, every event

@@ -1,0 +1,57 @@
+// The protocol client of the shipper: a librdkafka idempotent producer (acks=all, lz4, murmur2
+// partitioning as the Java client does) with topic set-up and delivery reports.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "shipper/kafka_record.h"
+
+struct rd_kafka_s;
+
+namespace lifeline::shipper {
+
+struct ProducerConfig {
+  std::string brokers;
+  std::string topic;
+  // key=value librdkafka properties (security.protocol, sasl.*, ssl.*, ...); they override ours.
+  std::vector<std::string> properties;
+  int partitions = 1;           // for a topic that does not exist yet
+  int replication_factor = -1;  // -1: the cluster's default
+};
+
+// Called from Poll() with each record's seq and its outcome; "" on success, else the error name.
+using DeliveryCallback = std::function<void(uint64_t seq, const std::string& error)>;
+
+class KafkaProducer {
+ public:
+  ~KafkaProducer();
+  // Fails with InvalidArgument naming the property when a property is unknown or invalid.
+  [[nodiscard]] static Result<std::unique_ptr<KafkaProducer>> Create(const ProducerConfig& config,
+                                                                     DeliveryCallback on_delivery);
+  // Creates the topic if missing; checks an existing one. Retries while brokers are unreachable
+  // up to `timeout_ms`.
+  [[nodiscard]] Status EnsureTopic(int timeout_ms);
+  // Enqueues a record. Unavailable("queue full") is backpressure: Poll and try again.
+  [[nodiscard]] Status Produce(const KafkaRecord& record);
+  // Serves delivery reports for up to `timeout_ms`.
+  void Poll(int timeout_ms);
+  // A fatal producer error (the idempotence guarantee broke): the producer must be replaced.
+  [[nodiscard]] Status FatalError();
+  size_t queue_length();
+  // Waits for outstanding deliveries up to `timeout_ms`.
+  void Flush(int timeout_ms);
+
+ private:
+  KafkaProducer() = default;
+  static void OnDelivery(rd_kafka_s* rk, const void* message, void* opaque);
+  rd_kafka_s* rk_ = nullptr;
+  std::string topic_;
+  ProducerConfig config_;
+  DeliveryCallback on_delivery_;
+};
+
+}  // namespace lifeline::shipper

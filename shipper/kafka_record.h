@@ -1,0 +1,35 @@
+// The transform step of the shipper: a spooled event becomes a Kafka record.
+//
+//   key        the row's primary-key text (one key column), or a JSON object of key column to
+//              text (several); null for events without a row (heartbeat, truncate, marker),
+//              which go to partition 0 so that they keep their place in one partition
+//   value      the serialized ChangeEvent, as spooled
+//   timestamp  commit time, milliseconds (so offsets-for-times finds a wall-clock position)
+//   headers    seq (decimal), commit_lsn ("X/Y"), source (system id/slot), schema_version
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/spool.h"
+
+namespace lifeline::shipper {
+
+struct KafkaRecord {
+  uint64_t seq = 0;
+  std::optional<std::string> key;  // nullopt: no key, partition 0
+  std::string value;
+  int64_t timestamp_ms = 0;
+  int64_t commit_time_us = 0;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+[[nodiscard]] Result<KafkaRecord> ToKafkaRecord(SpoolRecord record);
+
+// The primary-key text of an event's row, as the record key: nullopt for rowless events.
+std::optional<std::string> RecordKey(const v1::ChangeEvent& event);
+
+}  // namespace lifeline::shipper

@@ -1,0 +1,229 @@
+// The loop that drives the shipper: read the spool after the cursor, produce, follow delivery
+// reports, store the cursor, trim what is shipped and old.
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+#include "common/shutdown.h"
+#include "common/status_server.h"
+#include "shipper/delivery_tracker.h"
+#include "shipper/kafka_producer.h"
+#include "shipper/kafka_record.h"
+#include "shipper/shipper.h"
+
+namespace lifeline {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using shipper::DeliveryTracker;
+using shipper::KafkaProducer;
+
+int64_t NowUnixMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+class Shipper {
+ public:
+  Shipper(Spool& spool, const ShipperOptions& options, const std::atomic<bool>& stop,
+          Metrics& metrics)
+      : spool_(spool),
+        options_(options),
+        stop_(stop),
+        metrics_(metrics),
+        tracker_(spool.GetCursor(options.cursor_name)),
+        events_(metrics.counter("lifeline_shipper_events_total", "Events acknowledged by Kafka")),
+        bytes_(metrics.counter("lifeline_shipper_bytes_total", "Event bytes handed to Kafka")),
+        unshipped_(metrics.gauge("lifeline_shipper_unshipped_events",
+                                 "Spooled events Kafka has not acknowledged")),
+        lag_(metrics.gauge("lifeline_shipper_lag_seconds",
+                           "Now minus the commit time of the oldest unshipped event")),
+        cursor_gauge_(metrics.gauge("lifeline_shipper_cursor_seq",
+                                    "Last seq acknowledged with all before it")) {}
+
+  Status Run();
+
+ private:
+  Status Connect();
+  void StoreCursor(bool force);
+  void UpdateGauges();
+
+  Spool& spool_;
+  const ShipperOptions& options_;
+  const std::atomic<bool>& stop_;
+  Metrics& metrics_;
+  DeliveryTracker tracker_;
+  Counter& events_;
+  Counter& bytes_;
+  Gauge& unshipped_;
+  Gauge& lag_;
+  Gauge& cursor_gauge_;
+  std::unique_ptr<KafkaProducer> producer_;
+  std::atomic<bool> delivery_failed_{false};
+  uint64_t stored_cursor_ = 0;
+  Clock::time_point stored_at_ = Clock::now();
+  Clock::time_point trimmed_at_ = Clock::now();
+};
+
+Status Shipper::Connect() {
+  shipper::ProducerConfig config;
+  config.brokers = options_.brokers;
+  config.topic = options_.topic;
+  config.properties = options_.kafka_properties;
+  config.partitions = options_.partitions;
+  config.replication_factor = options_.replication_factor;
+  LIFELINE_ASSIGN_OR_RETURN(
+      producer_, KafkaProducer::Create(config, [this](uint64_t seq, const std::string& error) {
+        if (error.empty()) {
+          tracker_.Acknowledged(seq);
+          events_.Add();
+          return;
+        }
+        metrics_
+            .counter("lifeline_shipper_delivery_errors_total", "Failed deliveries, by error",
+                     {{"code", error}})
+            .Add();
+        spdlog::warn("shipper: delivery of seq {} failed: {}; re-shipping from the cursor", seq,
+                     error);
+        delivery_failed_ = true;
+      }));
+  auto backoff = std::chrono::milliseconds(500);
+  while (!stop_.load()) {
+    Status st = producer_->EnsureTopic(30'000);
+    if (st.ok()) return st;
+    if (st.code() != StatusCode::kUnavailable) return st;
+    spdlog::warn("shipper: {}; capture keeps spooling; retrying in {} ms", st.message(),
+                 backoff.count());
+    if (SleepUnlessStopped(stop_, backoff)) break;
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(10'000));
+  }
+  return Status::Ok();
+}
+
+void Shipper::StoreCursor(bool force) {
+  uint64_t cursor = tracker_.cursor();
+  if (cursor == stored_cursor_) return;
+  if (!force && Clock::now() - stored_at_ < std::chrono::milliseconds(100)) return;
+  Status st = spool_.SetCursor(options_.cursor_name, cursor);
+  if (!st.ok()) {
+    spdlog::error("shipper: cannot store the cursor: {}", st.ToString());
+    return;
+  }
+  stored_cursor_ = cursor;
+  stored_at_ = Clock::now();
+  cursor_gauge_.Set(static_cast<double>(cursor));
+}
+
+void Shipper::UpdateGauges() {
+  uint64_t last = spool_.last_complete_seq();
+  uint64_t cursor = tracker_.cursor();
+  unshipped_.Set(static_cast<double>(last > cursor ? last - cursor : 0));
+  int64_t oldest = tracker_.oldest_unacknowledged_commit_time_us();
+  if (oldest == 0 && last > cursor) {
+    auto next = spool_.Read(cursor + 1, 1);
+    if (next.ok() && !next->empty()) {
+      auto ev = ParseEvent(next->front());
+      if (ev.ok()) oldest = ev->commit_time_us();
+    }
+  }
+  lag_.Set(oldest == 0 ? 0.0 : std::max(0.0, (NowUnixMicros() - oldest) / 1e6));
+}
+
+Status Shipper::Run() {
+  stored_cursor_ = tracker_.cursor();
+  LIFELINE_RETURN_IF_ERROR(Connect());
+  uint64_t next = tracker_.cursor() + 1;
+  spdlog::info("shipper: shipping to {} from seq {}", options_.topic, next);
+  auto last_gauges = Clock::now();
+  while (!stop_.load()) {
+    if (delivery_failed_.load() || !producer_->FatalError().ok()) {
+      // Replace the producer and start again after the last acknowledged seq; records after it
+      // may reach the topic twice, with the same seq.
+      spdlog::warn("shipper: restarting the producer at seq {} ({})", tracker_.cursor() + 1,
+                   producer_->FatalError().ToString());
+      producer_.reset();
+      tracker_.Reset();
+      delivery_failed_ = false;
+      LIFELINE_RETURN_IF_ERROR(Connect());
+      next = tracker_.cursor() + 1;
+      continue;
+    }
+    LIFELINE_ASSIGN_OR_RETURN(auto batch, spool_.Read(next, 1000));
+    if (batch.empty()) {
+      if (options_.until_drained && tracker_.in_flight() == 0 &&
+          next > spool_.last_complete_seq()) {
+        break;
+      }
+      producer_->Poll(0);
+      if (!spool_.WaitForEventsAfter(next - 1, std::chrono::milliseconds(50))) producer_->Poll(0);
+    }
+    for (auto& rec : batch) {
+      size_t size = rec.bytes.size();
+      LIFELINE_ASSIGN_OR_RETURN(auto record, shipper::ToKafkaRecord(std::move(rec)));
+      tracker_.Sent(record.seq, record.commit_time_us);
+      while (true) {
+        Status st = producer_->Produce(record);
+        if (st.ok()) break;
+        if (st.message() != "queue full") return st;
+        // Backpressure (brokers slow or away): serve reports and wait; capture keeps spooling.
+        producer_->Poll(100);
+        StoreCursor(false);
+        if (stop_.load()) break;
+      }
+      if (stop_.load()) break;
+      bytes_.Add(size);
+      next = record.seq + 1;
+    }
+    producer_->Poll(0);
+    StoreCursor(false);
+    if (Clock::now() - last_gauges > std::chrono::milliseconds(500)) {
+      UpdateGauges();
+      last_gauges = Clock::now();
+    }
+    if (Clock::now() - trimmed_at_ > std::chrono::seconds(10)) {
+      trimmed_at_ = Clock::now();
+      auto trimmed = spool_.Trim(stored_cursor_, NowUnixMicros() - options_.retention_ms * 1000);
+      if (!trimmed.ok()) spdlog::warn("shipper: trim failed: {}", trimmed.status().ToString());
+    }
+  }
+  producer_->Flush(5000);
+  StoreCursor(true);
+  UpdateGauges();
+  spdlog::info("shipper: stopped at seq {} ({} in flight)", tracker_.cursor(),
+               tracker_.in_flight());
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status RunShipper(Spool& spool, const ShipperOptions& options, const std::atomic<bool>& stop,
+                  Metrics& metrics) {
+  Shipper shipper(spool, options, stop, metrics);
+  return shipper.Run();
+}
+
+Status ShipSpool(const std::string& spool_dir, const ShipperOptions& options,
+                 const std::string& metrics_addr, const std::atomic<bool>& stop) {
+  LIFELINE_ASSIGN_OR_RETURN(auto spool, Spool::OpenForWrite(spool_dir));
+  Metrics metrics;
+  std::unique_ptr<StatusServer> http;
+  if (!metrics_addr.empty()) {
+    LIFELINE_ASSIGN_OR_RETURN(http, StatusServer::Start(metrics_addr, &metrics, nullptr));
+  }
+  SpoolStats st = spool->Stats();
+  spdlog::info("ship: spool {} holds seq {}..{}, cursor {}", spool_dir, st.first_seq, st.last_seq,
+               spool->GetCursor(options.cursor_name));
+  LIFELINE_RETURN_IF_ERROR(RunShipper(*spool, options, stop, metrics));
+  uint64_t cursor = spool->GetCursor(options.cursor_name);
+  if (options.until_drained && cursor < spool->last_complete_seq()) {
+    return Status::Unavailable("stopped before the spool was drained: cursor " +
+                               std::to_string(cursor) + " of " +
+                               std::to_string(spool->last_complete_seq()));
+  }
+  std::printf("{\"cursor\":%llu,\"last_seq\":%llu}\n", static_cast<unsigned long long>(cursor),
+              static_cast<unsigned long long>(spool->last_complete_seq()));
+  return Status::Ok();
+}
+
+}  // namespace lifeline
