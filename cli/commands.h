@@ -14,6 +14,7 @@ namespace lifeline::cli {
 using CommandBody = std::function<Status()>;
 
 void AddShipCommand(CLI::App& app, CommandBody* body);
+void AddReplayCommand(CLI::App& app, CommandBody* body);
 void AddCaptureCommand(CLI::App& app, CommandBody* body);
 void AddDemoCommand(CLI::App& app, CommandBody* body);
 void AddLoadCommand(CLI::App& app, CommandBody* body);

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   lifeline::cli::CommandBody body;
   lifeline::cli::AddCaptureCommand(app, &body);
   lifeline::cli::AddShipCommand(app, &body);
+  lifeline::cli::AddReplayCommand(app, &body);
   lifeline::cli::AddSpoolCommand(app, &body);
   lifeline::cli::AddDemoCommand(app, &body);
   lifeline::cli::AddLoadCommand(app, &body);

@@ -21,7 +21,9 @@ std::string ValueJson(const v1::Value& v) {
   return "null";  // SQL NULL; unchanged TOAST is listed under "unchanged" instead
 }
 
-std::string RowJson(const v1::ChangeEvent& ev, const v1::Row& row) {
+}  // namespace
+
+std::string RowToJson(const v1::ChangeEvent& ev, const v1::Row& row) {
   std::string s = "{";
   const auto& cols = ev.relation().columns();
   for (int i = 0; i < row.values_size() && i < cols.size(); ++i) {
@@ -31,8 +33,6 @@ std::string RowJson(const v1::ChangeEvent& ev, const v1::Row& row) {
   }
   return s + "}";
 }
-
-}  // namespace
 
 std::string_view OpName(v1::Op op) {
   switch (op) {
@@ -70,6 +70,44 @@ std::string FormatTimestampUs(int64_t unix_micros) {
                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                 static_cast<long long>(micros));
   return buf;
+}
+
+Result<int64_t> ParseTimestampUs(const std::string& text) {
+  int y, mo, d, h = 0, mi = 0;
+  double sec = 0;
+  char sep = 0;
+  int n = 0;
+  auto bad = [&] {
+    return Status::InvalidArgument("malformed timestamp '" + text +
+                                   "': use RFC 3339, e.g. 2026-11-25T10:00:00.123456Z or "
+                                   "'2026-11-25 10:00:00+01:00'");
+  };
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2d%c%2d:%2d:%lf%n", &y, &mo, &d, &sep, &h, &mi, &sec,
+                  &n) < 7 ||
+      (sep != 'T' && sep != ' ') || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
+      sec < 0 || sec >= 61) {
+    return bad();
+  }
+  std::string zone = text.substr(static_cast<size_t>(n));
+  int64_t offset_s = 0;
+  if (!zone.empty() && zone != "Z" && zone != "z") {
+    int zh = 0, zm = 0;
+    char sign = zone[0];
+    if ((sign != '+' && sign != '-') || (std::sscanf(zone.c_str() + 1, "%2d:%2d", &zh, &zm) < 1 &&
+                                         std::sscanf(zone.c_str() + 1, "%2d%2d", &zh, &zm) < 1)) {
+      return bad();
+    }
+    offset_s = (sign == '-' ? -1 : 1) * (zh * 3600 + zm * 60);
+  }
+  struct tm tm {};
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  int64_t whole = static_cast<int64_t>(timegm(&tm));
+  int64_t micros = static_cast<int64_t>(sec * 1'000'000 + 0.5);
+  return (whole - offset_s) * 1'000'000 + micros;
 }
 
 std::string JsonQuote(std::string_view s) {
@@ -126,8 +164,8 @@ std::string EventToJson(const v1::ChangeEvent& ev) {
     }
     s += k + "}";
   }
-  s += ",\"before\":" + (ev.has_before() ? RowJson(ev, ev.before()) : std::string("null"));
-  s += ",\"after\":" + (ev.has_after() ? RowJson(ev, ev.after()) : std::string("null"));
+  s += ",\"before\":" + (ev.has_before() ? RowToJson(ev, ev.before()) : std::string("null"));
+  s += ",\"after\":" + (ev.has_after() ? RowToJson(ev, ev.after()) : std::string("null"));
   s += ",\"unchanged\":[";
   bool first = true;
   if (ev.has_after()) {

@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/status.h"
 #include "lifeline/v1/change_event.pb.h"
 
 namespace lifeline {
@@ -14,11 +15,16 @@ namespace lifeline {
 std::string_view OpName(v1::Op op);
 // RFC 3339 in UTC with microseconds: "2026-11-25T10:00:00.123456Z".
 std::string FormatTimestampUs(int64_t unix_micros);
+// Parses "2026-11-25T10:00:00.123456Z", "2026-11-25 10:00:00+01:00", "2026-11-25 10:00:00"
+// (UTC) into microseconds since the epoch.
+[[nodiscard]] Result<int64_t> ParseTimestampUs(const std::string& text);
 // A JSON string literal, escaped.
 std::string JsonQuote(std::string_view s);
 // {"seq":..,"op":..,"schema":..,"table":..,"xid":..,"commit_lsn":"X/Y","commit_time":..,
 //  "key":{..},"before":{..}|null,"after":{..}|null,"unchanged":[..]}
 std::string EventToJson(const v1::ChangeEvent& ev);
+// {"col": "text" | null, ...} of a row image; unchanged-TOAST columns are left out.
+std::string RowToJson(const v1::ChangeEvent& ev, const v1::Row& row);
 // "seq=12 insert public.emergency_requests xid=731 lsn=0/1A2B3C time=... key=(id=...)"
 std::string EventToText(const v1::ChangeEvent& ev);
 

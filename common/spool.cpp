@@ -171,6 +171,16 @@ struct Spool::Impl {
     }
   }
 
+  // True when neither column family holds a key (a database created but never written).
+  bool Empty() const {
+    for (auto* cf : {meta, events}) {
+      std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cf));
+      it->SeekToFirst();
+      if (it->Valid()) return false;
+    }
+    return true;
+  }
+
   Status LoadState() {
     std::string value;
     auto s = db->Get(rocksdb::ReadOptions(), meta, "state", &value);
@@ -254,13 +264,17 @@ Status CheckSpoolDirectory(const std::string& dir, bool for_write) {
                                    "; fix its permissions or choose another --spool");
   }
   bool empty = fs::is_empty(dir, ec);
+  if (!for_write && !empty && !fs::exists(fs::path(dir) / "CURRENT", ec) &&
+      fs::exists(fs::path(dir) / "LOCK", ec)) {
+    return Status::Unavailable("spool " + dir + " is being created by its writer");
+  }
   if (!empty && !fs::exists(fs::path(dir) / "CURRENT", ec)) {
     return Status::InvalidArgument("directory " + dir +
                                    " is not a lifeline spool (no RocksDB CURRENT file) and is not "
                                    "empty; pass an empty or new directory as --spool");
   }
   if (empty && !for_write) {
-    return Status::NotFound("spool directory " + dir + " is empty: nothing has been spooled");
+    return Status::Unavailable("spool directory " + dir + " is empty: nothing has been spooled");
   }
   return Status::Ok();
 }
@@ -300,6 +314,13 @@ Result<std::unique_ptr<Spool>> Spool::OpenForWrite(const std::string& dir) {
   }
   std::string format;
   auto s = impl->db->Get(rocksdb::ReadOptions(), impl->meta, "format", &format);
+  if (s.IsNotFound() && !fresh && impl->Empty()) {
+    // A creation cut off between opening the database and writing the marker: finish it.
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    s = impl->db->Put(wo, impl->meta, "format", kFormat);
+    format = kFormat;
+  }
   if (!s.ok() || format != kFormat) {
     return Status::InvalidArgument("directory " + dir +
                                    " holds a RocksDB database that is not a lifeline spool");
@@ -361,6 +382,9 @@ Result<std::unique_ptr<Spool>> Spool::OpenForRead(const std::string& dir) {
       OpenDb(dir, true, impl->secondary_dir, &impl->db, &impl->meta, &impl->events));
   std::string format;
   auto s = impl->db->Get(rocksdb::ReadOptions(), impl->meta, "format", &format);
+  if (s.IsNotFound() && impl->Empty()) {
+    return Status::Unavailable("spool " + dir + " is being created by its writer");
+  }
   if (!s.ok() || format != kFormat) {
     return Status::InvalidArgument("directory " + dir +
                                    " holds a RocksDB database that is not a lifeline spool");

@@ -4,6 +4,7 @@
 #include <librdkafka/rdkafka.h>
 #include <spdlog/spdlog.h>
 
+#include <cctype>
 #include <chrono>
 #include <thread>
 
@@ -17,21 +18,42 @@ struct ConfDeleter {
 Status SetProperty(rd_kafka_conf_t* conf, const std::string& key, const std::string& value,
                    bool from_user) {
   char err[512];
-  if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
-    // Never echo the value: it may be a SASL password.
-    return Status::InvalidArgument(std::string("Kafka property '") + key + "': " + err +
-                                   (from_user ? "; fix or remove this --kafka-property" : ""));
+  rd_kafka_conf_res_t res = rd_kafka_conf_set(conf, key.c_str(), value.c_str(), err, sizeof err);
+  if (res == RD_KAFKA_CONF_OK) return Status::Ok();
+  // Never echo the value: it may be a SASL password. librdkafka quotes it in its message.
+  std::string message = err;
+  for (size_t at; !value.empty() && (at = message.find(value)) != std::string::npos;) {
+    message.replace(at, value.size(), "<value>");
   }
-  return Status::Ok();
+  return Status::InvalidArgument(
+      std::string(res == RD_KAFKA_CONF_UNKNOWN ? "unknown Kafka property '"
+                                               : "invalid value for Kafka property '") +
+      key + "': " + message + (from_user ? "; fix or remove this --kafka-property" : ""));
+}
+
+// The leading property-name characters of a malformed argument, never the rest (a secret).
+std::string PropertyNameOf(const std::string& arg) {
+  size_t n = 0;
+  while (n < arg.size() && (std::isalnum(static_cast<unsigned char>(arg[n])) || arg[n] == '.' ||
+                            arg[n] == '_' || arg[n] == '-')) {
+    ++n;
+  }
+  return arg.substr(0, n);
 }
 
 }  // namespace
 
 KafkaProducer::~KafkaProducer() {
   if (rk_ != nullptr) {
-    rd_kafka_flush(rk_, 2000);
+    if (!abandoned_) rd_kafka_flush(rk_, 2000);
     rd_kafka_destroy(rk_);
   }
+}
+
+void KafkaProducer::Abandon() {
+  abandoned_ = true;
+  rd_kafka_purge(rk_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+  rd_kafka_poll(rk_, 0);
 }
 
 void KafkaProducer::OnDelivery(rd_kafka_s* rk, const void* message, void* opaque) {
@@ -56,6 +78,9 @@ Result<std::unique_ptr<KafkaProducer>> KafkaProducer::Create(const ProducerConfi
       {"partitioner", "murmur2_random"},
       // Never give up on a record: an outage only delays it. The spool holds what is unsent.
       {"message.timeout.ms", "0"},
+      // A failed batch stops the producer rather than letting later records land ahead of it;
+      // the shipper then re-ships from its cursor with a new producer.
+      {"enable.gapless.guarantee", "true"},
       {"queue.buffering.max.messages", "200000"},
       {"client.id", "lifeline-shipper"},
   };
@@ -64,7 +89,7 @@ Result<std::unique_ptr<KafkaProducer>> KafkaProducer::Create(const ProducerConfi
   for (const auto& kv : config.properties) {
     size_t eq = kv.find('=');
     if (eq == std::string::npos || eq == 0) {
-      return Status::InvalidArgument("malformed --kafka-property '" + kv.substr(0, kv.find('=')) +
+      return Status::InvalidArgument("malformed --kafka-property starting '" + PropertyNameOf(kv) +
                                      "': expected key=value, e.g. security.protocol=SASL_SSL");
     }
     LIFELINE_RETURN_IF_ERROR(SetProperty(conf.get(), kv.substr(0, eq), kv.substr(eq + 1), true));

@@ -44,6 +44,9 @@ class KafkaProducer {
   size_t queue_length();
   // Waits for outstanding deliveries up to `timeout_ms`.
   void Flush(int timeout_ms);
+  // Drops everything queued or in flight (before this producer is replaced after a failure, so
+  // none of it lands after the re-shipped records).
+  void Abandon();
 
  private:
   KafkaProducer() = default;
@@ -52,6 +55,7 @@ class KafkaProducer {
   std::string topic_;
   ProducerConfig config_;
   DeliveryCallback on_delivery_;
+  bool abandoned_ = false;
 };
 
 }  // namespace lifeline::shipper

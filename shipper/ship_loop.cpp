@@ -142,6 +142,7 @@ Status Shipper::Run() {
       // may reach the topic twice, with the same seq.
       spdlog::warn("shipper: restarting the producer at seq {} ({})", tracker_.cursor() + 1,
                    producer_->FatalError().ToString());
+      producer_->Abandon();
       producer_.reset();
       tracker_.Reset();
       delivery_failed_ = false;
@@ -165,13 +166,14 @@ Status Shipper::Run() {
       while (true) {
         Status st = producer_->Produce(record);
         if (st.ok()) break;
+        if (!producer_->FatalError().ok()) break;  // replaced at the top of the loop
         if (st.message() != "queue full") return st;
         // Backpressure (brokers slow or away): serve reports and wait; capture keeps spooling.
         producer_->Poll(100);
         StoreCursor(false);
         if (stop_.load()) break;
       }
-      if (stop_.load()) break;
+      if (stop_.load() || !producer_->FatalError().ok() || delivery_failed_.load()) break;
       bytes_.Add(size);
       next = record.seq + 1;
     }

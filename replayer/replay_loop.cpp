@@ -1,0 +1,493 @@
+// The loop that drives the replayer: read the source in seq order, enforce seq discipline, group
+// whole source transactions into target transactions, apply them with the position, and report.
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <set>
+
+#include "common/event_format.h"
+#include "common/metrics.h"
+#include "common/shutdown.h"
+#include "common/status_server.h"
+#include "replayer/event_source.h"
+#include "replayer/replayer.h"
+#include "replayer/statement_builder.h"
+#include "replayer/target.h"
+
+namespace lifeline {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using replayer::ReplayPosition;
+using replayer::SourcedEvent;
+using replayer::Target;
+
+int64_t NowUnixMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string SourceId(const v1::ChangeEvent& ev) {
+  return ev.source().system_id() + "/" + ev.source().slot_name();
+}
+
+// What a run did, for the summary (and what a dry run would do).
+struct RunSummary {
+  std::map<std::string, uint64_t> by_op_table;  // "insert public.t" -> count
+  uint64_t events = 0, transactions = 0, duplicates = 0, gaps = 0, dead_letters = 0;
+  uint64_t first_seq = 0, last_seq = 0, first_lsn = 0, last_lsn = 0;
+  int64_t first_time_us = 0, last_time_us = 0;
+  std::set<std::string> keys;  // "table key" touched
+  uint64_t rows_inserted_if_missing = 0;
+};
+
+class Replayer {
+ public:
+  Replayer(const ReplayOptions& o, const std::atomic<bool>& stop)
+      : options_(o),
+        stop_(stop),
+        lag_(metrics_.gauge("lifeline_replay_lag_seconds",
+                            "Now minus the commit time of the last applied event or heartbeat")),
+        position_(metrics_.gauge("lifeline_replay_last_seq", "Last applied seq")),
+        transactions_(
+            metrics_.counter("lifeline_replay_transactions_total", "Source transactions applied")),
+        gaps_(metrics_.counter("lifeline_replay_gaps_total", "Seq gaps met")),
+        dead_letters_(metrics_.counter("lifeline_replay_dead_letters_total",
+                                       "Records stored in lifeline.dead_letter")) {}
+
+  Status Run();
+
+ private:
+  bool IsWindow() const {
+    return options_.from_offset || options_.from_seq || options_.from_lsn ||
+           options_.from_time_us || options_.until_seq || options_.until_lsn ||
+           options_.until_time_us || options_.stop_at_end || options_.dry_run ||
+           options_.only_missing;
+  }
+  Status Validate() const;
+  Status ConnectTarget();
+  Status OpenSource();
+  // Adds one event to the batch; `done` when the window's end was passed.
+  Status Accept(SourcedEvent item, bool* done);
+  Status Flush();
+  Status FinishOnlyMissing();
+  void PrintSummary() const;
+  HealthReport Health() const;
+
+  const ReplayOptions& options_;
+  const std::atomic<bool>& stop_;
+  Metrics metrics_;
+  Gauge& lag_;
+  Gauge& position_;
+  Counter& transactions_;
+  Counter& gaps_;
+  Counter& dead_letters_;
+
+  std::unique_ptr<Target> target_;
+  std::unique_ptr<replayer::EventSource> source_;
+  std::string stream_;
+  bool persist_position_ = false;
+  ReplayPosition applied_;     // as committed in the target
+  ReplayPosition pending_;     // including the batch being built
+  uint64_t expected_seq_ = 0;  // 0: take the first seq as it comes
+  std::string batch_sql_;
+  size_t batch_events_ = 0;
+  uint64_t transactions_counted_ = 0;
+  bool in_txn_ = false;
+  Clock::time_point batch_started_ = Clock::now();
+  RunSummary summary_;
+  // --only-missing: the latest image of each row in the window, by table and key.
+  std::map<std::pair<std::string, std::string>, v1::ChangeEvent> latest_;
+};
+
+Status Replayer::Validate() const {
+  bool spool = !options_.spool_dir.empty(), kafka = !options_.kafka_brokers.empty();
+  if (spool == kafka) {
+    return Status::InvalidArgument(
+        "give exactly one source: --spool DIR, or --kafka-brokers B with --topic T");
+  }
+  int froms = (options_.from_offset ? 1 : 0) + (options_.from_seq ? 1 : 0) +
+              (options_.from_lsn ? 1 : 0) + (options_.from_time_us ? 1 : 0);
+  if (froms > 1) {
+    return Status::InvalidArgument(
+        "--from-offset, --from-seq, --from-lsn and --from-time exclude each other; give one");
+  }
+  if (options_.from_offset && spool) {
+    return Status::InvalidArgument(
+        "--from-offset is for a Kafka source; use --from-seq with a "
+        "spool");
+  }
+  if (options_.from_seq && options_.until_seq && *options_.until_seq < *options_.from_seq) {
+    return Status::InvalidArgument("--until-seq is before --from-seq");
+  }
+  if (options_.from_time_us && options_.until_time_us &&
+      *options_.until_time_us < *options_.from_time_us) {
+    return Status::InvalidArgument("--until-time is before --from-time");
+  }
+  if (options_.dry_run && options_.record_position) {
+    return Status::InvalidArgument("--dry-run changes nothing, so it cannot --record-position");
+  }
+  if (options_.format != "text" && options_.format != "json") {
+    return Status::InvalidArgument("unknown --format '" + options_.format + "': use text or json");
+  }
+  return Status::Ok();
+}
+
+Status Replayer::ConnectTarget() {
+  auto backoff = std::chrono::milliseconds(250);
+  for (int attempt = 1;; ++attempt) {
+    auto t = Target::Connect(options_.target, options_.target_password);
+    if (t.ok()) {
+      target_ = std::move(t).value();
+      return Status::Ok();
+    }
+    if (t.status().code() != StatusCode::kUnavailable) return t.status();
+    spdlog::warn("target unavailable (attempt {}): {}; retrying in {} ms", attempt,
+                 t.status().message(), backoff.count());
+    if (SleepUnlessStopped(stop_, backoff)) return Status::Unavailable("stopped");
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(10'000));
+  }
+}
+
+Status Replayer::OpenSource() {
+  uint64_t from_seq = applied_.last_seq + 1;
+  if (IsWindow()) from_seq = options_.from_seq.value_or(1);
+  if (!options_.spool_dir.empty()) {
+    auto backoff = std::chrono::milliseconds(100);
+    while (true) {
+      auto s = replayer::OpenSpoolSource(options_.spool_dir, from_seq);
+      if (s.ok()) {
+        source_ = std::move(s).value();
+        return Status::Ok();
+      }
+      // A daemon started beside a capture that is still creating its spool waits for it.
+      bool transient = s.status().code() == StatusCode::kUnavailable ||
+                       s.status().code() == StatusCode::kNotFound;
+      if (!transient || IsWindow()) return s.status();
+      spdlog::warn("replay: {}; waiting", s.status().message());
+      if (SleepUnlessStopped(stop_, backoff)) return Status::Unavailable("stopped");
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+    }
+  }
+  replayer::KafkaSourceOptions k;
+  k.brokers = options_.kafka_brokers;
+  k.topic = options_.topic;
+  k.properties = options_.kafka_properties;
+  k.gap_timeout = std::chrono::milliseconds(options_.gap_timeout_ms);
+  k.next_seq = from_seq;
+  if (!IsWindow()) {
+    k.start_offsets = applied_.next_offsets;
+  } else if (options_.from_offset) {
+    k.start_offsets[options_.from_offset->first] = options_.from_offset->second;
+    k.next_seq = 1;
+  }
+  LIFELINE_ASSIGN_OR_RETURN(source_, replayer::OpenKafkaSource(k));
+  return Status::Ok();
+}
+
+Status Replayer::Accept(SourcedEvent item, bool* done) {
+  if (!item.event) {
+    if (!options_.dead_letter) {
+      return Status::Corruption("the record at " + item.position.Describe() +
+                                " does not parse: " + item.error +
+                                "; nothing after it was applied. Rerun with --dead-letter to "
+                                "store it in lifeline.dead_letter and go on");
+    }
+    spdlog::warn("replay: storing the record at {} in lifeline.dead_letter: {}",
+                 item.position.Describe(), item.error);
+    batch_sql_ += Target::DeadLetterSql(item.position.topic, item.position.partition,
+                                        item.position.offset, item.raw, item.error);
+    ++summary_.dead_letters;
+    dead_letters_.Add();
+    return Status::Ok();
+  }
+  const v1::ChangeEvent& ev = *item.event;
+  // The window's end is decided at transaction starts, so a transaction is never cut.
+  if (!in_txn_ && ((options_.until_seq && ev.seq() > *options_.until_seq) ||
+                   (options_.until_lsn && ev.commit_lsn() > *options_.until_lsn) ||
+                   (options_.until_time_us && ev.commit_time_us() > *options_.until_time_us))) {
+    *done = true;
+    return Status::Ok();
+  }
+  if (expected_seq_ != 0 && ev.seq() < expected_seq_) {
+    ++summary_.duplicates;  // re-shipped: applied already
+    return Status::Ok();
+  }
+  bool before_window = (options_.from_seq && ev.seq() < *options_.from_seq) ||
+                       (options_.from_lsn && ev.commit_lsn() < *options_.from_lsn) ||
+                       (options_.from_time_us && ev.commit_time_us() <= *options_.from_time_us);
+  if (before_window) {
+    expected_seq_ = ev.seq() + 1;
+    return Status::Ok();
+  }
+  if (expected_seq_ != 0 && ev.seq() > expected_seq_) {
+    ++summary_.gaps;
+    gaps_.Add();
+    if (!options_.allow_gaps) {
+      return Status::FailedPrecondition(
+          "seq " + std::to_string(expected_seq_) + ".." + std::to_string(ev.seq() - 1) +
+          " is missing from the stream (next is seq " + std::to_string(ev.seq()) + " at " +
+          item.position.Describe() +
+          "); nothing after the gap was applied. Find the events (lifeline gapcheck stream) or "
+          "rerun with --allow-gaps to record the gap and go on");
+    }
+    spdlog::warn("replay: seq {}..{} missing; recorded in lifeline.replay_gaps", expected_seq_,
+                 ev.seq() - 1);
+    if (!options_.dry_run) {
+      batch_sql_ += Target::GapSql(SourceId(ev), expected_seq_, ev.seq() - 1);
+    }
+  }
+  expected_seq_ = ev.seq() + 1;
+  if (ev.op() != v1::OP_HEARTBEAT && ev.op() != v1::OP_RESNAPSHOT_MARKER) {
+    if (!options_.dry_run) LIFELINE_RETURN_IF_ERROR(target_->CheckRelation(ev.relation()));
+    std::string table = ev.relation().schema() + "." + ev.relation().table();
+    if (ev.op() != v1::OP_TRUNCATE) summary_.keys.insert(table + " " + replayer::RowKeyText(ev));
+    summary_.by_op_table[std::string(OpName(ev.op())) + " " + table]++;
+    if (options_.only_missing) {
+      auto key = std::make_pair(table, replayer::RowKeyText(ev));
+      if (ev.op() == v1::OP_DELETE || ev.op() == v1::OP_TRUNCATE) {
+        if (ev.op() == v1::OP_DELETE) latest_.erase(key);
+      } else if (ev.op() == v1::OP_UPDATE && ev.has_before() && ev.before().values_size() > 0 &&
+                 replayer::RowKeyText(ev) != key.second) {
+        latest_[key] = ev;
+      } else {
+        auto it = latest_.find(key);
+        if (it != latest_.end() && ev.op() == v1::OP_UPDATE) {
+          // Keep values an UPDATE did not resend (unchanged TOAST).
+          v1::ChangeEvent merged = ev;
+          for (int i = 0; i < merged.after().values_size(); ++i) {
+            if (merged.after().values(i).kind_case() == v1::Value::kUnchangedToast &&
+                i < it->second.after().values_size() &&
+                it->second.relation().schema_version() == ev.relation().schema_version()) {
+              *merged.mutable_after()->mutable_values(i) = it->second.after().values(i);
+            }
+          }
+          it->second = merged;
+        } else {
+          latest_[key] = ev;
+        }
+      }
+    } else if (!options_.dry_run) {
+      LIFELINE_ASSIGN_OR_RETURN(std::string sql, replayer::ApplyStatement(ev));
+      batch_sql_ += sql;
+      if (!options_.audit_table.empty() && ev.op() != v1::OP_TRUNCATE) {
+        std::string record_id = "NULL";
+        int keys = 0;
+        const v1::Row& key_row = ev.op() == v1::OP_DELETE ? ev.before() : ev.after();
+        for (int i = 0; i < ev.relation().columns_size() && i < key_row.values_size(); ++i) {
+          if (ev.relation().columns(i).key()) {
+            ++keys;
+            record_id = replayer::QuoteLiteral(key_row.values(i).text());
+          }
+        }
+        if (keys != 1) record_id = "NULL";
+        std::string op = std::string(OpName(ev.op()));
+        for (char& c : op) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+        batch_sql_ +=
+            "INSERT INTO " + options_.audit_table +
+            " (operation_type, \"timestamp\", table_name, record_id, old_values, "
+            "new_values) VALUES (" +
+            replayer::QuoteLiteral(op) + ", " +
+            replayer::QuoteLiteral(FormatTimestampUs(ev.commit_time_us())) + ", " +
+            replayer::QuoteLiteral(table) + ", " + record_id + ", " +
+            (ev.has_before() && ev.before().values_size() > 0
+                 ? replayer::QuoteLiteral(RowToJson(ev, ev.before())) + "::jsonb"
+                 : std::string("NULL")) +
+            ", " +
+            (ev.has_after() ? replayer::QuoteLiteral(RowToJson(ev, ev.after())) + "::jsonb"
+                            : std::string("NULL")) +
+            ");";
+      }
+    }
+  }
+  ++summary_.events;
+  ++batch_events_;
+  if (summary_.first_seq == 0) {
+    summary_.first_seq = ev.seq();
+    summary_.first_lsn = ev.commit_lsn();
+    summary_.first_time_us = ev.commit_time_us();
+  }
+  summary_.last_seq = ev.seq();
+  summary_.last_lsn = ev.commit_lsn();
+  summary_.last_time_us = ev.commit_time_us();
+  pending_.source_id = SourceId(ev);
+  pending_.last_seq = ev.seq();
+  pending_.last_commit_lsn = Lsn(ev.commit_lsn());
+  pending_.last_commit_time_us = ev.commit_time_us();
+  in_txn_ = !ev.last_in_txn();
+  if (ev.last_in_txn()) ++summary_.transactions;
+  return Status::Ok();
+}
+
+Status Replayer::Flush() {
+  if (in_txn_) return Status::Ok();  // only whole source transactions are applied
+  if (batch_sql_.empty() && pending_.last_seq == applied_.last_seq) return Status::Ok();
+  pending_.next_offsets = source_->NextOffsets();
+  uint64_t txns = summary_.transactions;
+  if (!options_.dry_run) {
+    std::string sql = batch_sql_;
+    if (persist_position_) sql += Target::PositionSql(stream_, pending_);
+    auto backoff = std::chrono::milliseconds(250);
+    while (true) {
+      Status st = sql.empty() ? Status::Ok() : target_->ApplyInTransaction(sql);
+      if (st.ok()) break;
+      if (st.code() != StatusCode::kUnavailable) {
+        return st.WithContext("applying seq up to " + std::to_string(pending_.last_seq));
+      }
+      // The target went away (restart, network). The commit may or may not have happened:
+      // reconnect, and skip the batch if the stored position shows it.
+      spdlog::warn("replay: {}; reconnecting in {} ms", st.message(), backoff.count());
+      if (SleepUnlessStopped(stop_, backoff)) return Status::Unavailable("stopped");
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(10'000));
+      Status c = ConnectTarget();
+      if (!c.ok()) return c;
+      if (persist_position_) {
+        auto pos = target_->ReadPosition(stream_);
+        if (pos.ok() && pos->last_seq >= pending_.last_seq) break;
+      }
+    }
+  }
+  transactions_.Add(txns - transactions_counted_);
+  transactions_counted_ = txns;
+  applied_ = pending_;
+  position_.Set(static_cast<double>(applied_.last_seq));
+  if (applied_.last_commit_time_us > 0) {
+    lag_.Set(std::max(0.0, (NowUnixMicros() - applied_.last_commit_time_us) / 1e6));
+  }
+  batch_sql_.clear();
+  batch_events_ = 0;
+  batch_started_ = Clock::now();
+  return Status::Ok();
+}
+
+Status Replayer::FinishOnlyMissing() {
+  std::string sql;
+  size_t n = 0;
+  for (const auto& [key, ev] : latest_) {
+    LIFELINE_ASSIGN_OR_RETURN(std::string insert,
+                              replayer::InsertIfMissingStatement(ev, ev.after()));
+    sql += insert;
+    ++summary_.rows_inserted_if_missing;
+    if (++n % 1000 == 0 && !options_.dry_run) {
+      LIFELINE_RETURN_IF_ERROR(target_->ApplyInTransaction(sql));
+      sql.clear();
+    }
+  }
+  if (!sql.empty() && !options_.dry_run) LIFELINE_RETURN_IF_ERROR(target_->ApplyInTransaction(sql));
+  return Status::Ok();
+}
+
+HealthReport Replayer::Health() const {
+  double lag = lag_.value();
+  std::string json = "{\"status\":\"ok\",\"last_seq\":" + std::to_string(applied_.last_seq) +
+                     ",\"last_commit_lsn\":" + JsonQuote(applied_.last_commit_lsn.ToString()) +
+                     ",\"lag_seconds\":" + std::to_string(lag) + "}";
+  return {true, json};
+}
+
+void Replayer::PrintSummary() const {
+  const RunSummary& s = summary_;
+  if (options_.format == "json") {
+    std::string ops = "{";
+    for (const auto& [k, v] : s.by_op_table) {
+      ops += (ops.size() > 1 ? "," : "") + JsonQuote(k) + ":" + std::to_string(v);
+    }
+    ops += "}";
+    std::string keys = "[";
+    size_t i = 0;
+    for (const auto& k : s.keys) {
+      if (i++ >= 1000) break;
+      keys += (i > 1 ? "," : "") + JsonQuote(k);
+    }
+    keys += "]";
+    std::printf(
+        "{\"dry_run\":%s,\"events\":%llu,\"transactions\":%llu,\"duplicates_dropped\":%llu,"
+        "\"gaps\":%llu,\"dead_letters\":%llu,\"first_seq\":%llu,\"last_seq\":%llu,"
+        "\"first_commit_lsn\":%s,\"last_commit_lsn\":%s,\"first_commit_time\":%s,"
+        "\"last_commit_time\":%s,\"by_op_table\":%s,\"keys_touched\":%zu,\"keys\":%s,"
+        "\"rows_inserted_if_missing\":%llu}\n",
+        options_.dry_run ? "true" : "false", static_cast<unsigned long long>(s.events),
+        static_cast<unsigned long long>(s.transactions),
+        static_cast<unsigned long long>(s.duplicates), static_cast<unsigned long long>(s.gaps),
+        static_cast<unsigned long long>(s.dead_letters),
+        static_cast<unsigned long long>(s.first_seq), static_cast<unsigned long long>(s.last_seq),
+        JsonQuote(Lsn(s.first_lsn).ToString()).c_str(),
+        JsonQuote(Lsn(s.last_lsn).ToString()).c_str(),
+        s.first_time_us ? JsonQuote(FormatTimestampUs(s.first_time_us)).c_str() : "null",
+        s.last_time_us ? JsonQuote(FormatTimestampUs(s.last_time_us)).c_str() : "null", ops.c_str(),
+        s.keys.size(), keys.c_str(), static_cast<unsigned long long>(s.rows_inserted_if_missing));
+    return;
+  }
+  std::printf(
+      "%s%llu events in %llu transactions, seq %llu..%llu, LSN %s..%s, %s .. %s\n",
+      options_.dry_run ? "dry run (nothing changed): " : "",
+      static_cast<unsigned long long>(s.events), static_cast<unsigned long long>(s.transactions),
+      static_cast<unsigned long long>(s.first_seq), static_cast<unsigned long long>(s.last_seq),
+      Lsn(s.first_lsn).ToString().c_str(), Lsn(s.last_lsn).ToString().c_str(),
+      s.first_time_us ? FormatTimestampUs(s.first_time_us).c_str() : "-",
+      s.last_time_us ? FormatTimestampUs(s.last_time_us).c_str() : "-");
+  for (const auto& [k, v] : s.by_op_table) {
+    std::printf("  %-40s %llu\n", k.c_str(), static_cast<unsigned long long>(v));
+  }
+  std::printf("  keys touched %zu, duplicates dropped %llu, gaps %llu, dead letters %llu\n",
+              s.keys.size(), static_cast<unsigned long long>(s.duplicates),
+              static_cast<unsigned long long>(s.gaps),
+              static_cast<unsigned long long>(s.dead_letters));
+  if (options_.only_missing) {
+    std::printf("  rows inserted where missing (never overwritten): %llu candidates\n",
+                static_cast<unsigned long long>(s.rows_inserted_if_missing));
+  }
+}
+
+Status Replayer::Run() {
+  LIFELINE_RETURN_IF_ERROR(Validate());
+  LIFELINE_RETURN_IF_ERROR(ConnectTarget());
+  stream_ = options_.spool_dir.empty() ? options_.topic : "";
+  persist_position_ = !options_.dry_run && (!IsWindow() || options_.record_position);
+  if (!options_.dry_run) LIFELINE_RETURN_IF_ERROR(target_->EnsureBookkeeping());
+  if (persist_position_) LIFELINE_RETURN_IF_ERROR(target_->LockStream(stream_));
+  LIFELINE_ASSIGN_OR_RETURN(applied_, target_->ReadPosition(stream_));
+  pending_ = applied_;
+  if (!IsWindow() && applied_.last_seq > 0) expected_seq_ = applied_.last_seq + 1;
+  LIFELINE_RETURN_IF_ERROR(OpenSource());
+  std::unique_ptr<StatusServer> http;
+  if (!options_.metrics_addr.empty()) {
+    LIFELINE_ASSIGN_OR_RETURN(
+        http, StatusServer::Start(options_.metrics_addr, &metrics_, [this] { return Health(); }));
+  }
+  spdlog::info(
+      "replay: {} from {} into the target, {} seq {}", IsWindow() ? "window" : "following",
+      options_.spool_dir.empty() ? "topic " + options_.topic : "spool " + options_.spool_dir,
+      applied_.last_seq > 0 ? "applied through" : "nothing applied yet;", applied_.last_seq);
+  bool done = false;
+  while (!stop_.load() && !done) {
+    bool at_end = false;
+    auto wait = batch_events_ > 0 ? std::chrono::milliseconds(5) : std::chrono::milliseconds(200);
+    LIFELINE_ASSIGN_OR_RETURN(auto item, source_->Next(wait, &at_end));
+    if (item) LIFELINE_RETURN_IF_ERROR(Accept(std::move(*item), &done));
+    bool full = batch_events_ >= options_.batch_events ||
+                Clock::now() - batch_started_ >= std::chrono::milliseconds(options_.batch_ms);
+    if ((!item || full || done) && !in_txn_) LIFELINE_RETURN_IF_ERROR(Flush());
+    if (!item && at_end && options_.stop_at_end && !in_txn_) done = true;
+    // Heartbeats keep the lag honest between batches too.
+    if (applied_.last_commit_time_us > 0) {
+      lag_.Set(std::max(0.0, (NowUnixMicros() - applied_.last_commit_time_us) / 1e6));
+    }
+  }
+  LIFELINE_RETURN_IF_ERROR(Flush());
+  if (options_.only_missing) LIFELINE_RETURN_IF_ERROR(FinishOnlyMissing());
+  PrintSummary();
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status RunReplay(const ReplayOptions& options, const std::atomic<bool>& stop) {
+  Replayer r(options, stop);
+  return r.Run();
+}
+
+}  // namespace lifeline

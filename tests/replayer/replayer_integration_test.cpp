@@ -1,0 +1,340 @@
+// The replayer end to end: primary -> capture -> spool or Kafka -> replay -> standby, compared
+// row for row by the test (never by lifeline's own report); exactly once through kill -9;
+// prefix consistency; poison records; schema drift; point-in-time rebuild.
+#include <gtest/gtest.h>
+
+#include <random>
+#include <set>
+#include <thread>
+
+#include "common/spool.h"
+#include "tests/support/daemon.h"
+#include "tests/support/test_env.h"
+
+namespace lifeline {
+namespace {
+
+using testing::LifelineDaemon;
+using testing::TempDir;
+using testing::WaitFor;
+using namespace std::chrono_literals;
+
+std::string Trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+// A digest of every row, ordered by key, in the text form of each column.
+std::string TableDigest(const LocalPostgres& pg, const std::string& table = "emergency_requests") {
+  auto r = pg.Psql(
+      "SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY "
+      "t.id)), '') FROM " +
+          table + " t",
+      "app");
+  return r.ok() ? Trim(*r) : "error: " + r.status().ToString();
+}
+
+class ReplayIntegration : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    primary_ = testing::StartPostgres({.name = "primary", .wal_archiving = WantArchive()});
+    standby_ = testing::StartPostgres({.name = "standby"});
+    ASSERT_TRUE(primary_ && standby_);
+    testing::LoadReferenceSchema(*primary_, "app");
+    testing::LoadReferenceSchema(*standby_, "app");
+  }
+  virtual bool WantArchive() const { return false; }
+
+  std::unique_ptr<LifelineDaemon> StartCapture(std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"capture", "--source",        primary_->ConnInfo("app"),
+                                     "--spool", tmp_.Sub("spool"), "--heartbeat-interval",
+                                     "200ms"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto d = std::make_unique<LifelineDaemon>(args, tmp_.Sub("capture.log"));
+    EXPECT_TRUE(d->Start());
+    return d;
+  }
+  std::unique_ptr<LifelineDaemon> StartReplay(std::vector<std::string> extra = {}) {
+    // Logs of every replayer of a test go to one file, in order.
+    std::vector<std::string> args = {"replay", "--target", standby_->ConnInfo("app"), "--spool",
+                                     tmp_.Sub("spool")};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto d = std::make_unique<LifelineDaemon>(args, tmp_.Sub("replay.log"));
+    EXPECT_TRUE(d->Start());
+    return d;
+  }
+  void RunLoad(const std::string& duration, int rate = 300) {
+    CommandResult r = testing::RunLifeline(
+        {"load", "--target", primary_->ConnInfo("app"), "--rate", std::to_string(rate),
+         "--duration", duration, "--ledger", tmp_.Sub("ledger")},
+        "", 600'000);
+    ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  }
+  uint64_t StandbyAppliedSeq() {
+    auto r =
+        standby_->Psql("SELECT coalesce(max(last_seq), 0) FROM lifeline.replay_position", "app");
+    return r.ok() && !Trim(*r).empty() ? std::stoull(Trim(*r)) : 0;
+  }
+  // Waits until the standby applied everything the spool holds now and more.
+  void WaitStandbyCaughtUp(std::chrono::milliseconds timeout = 120s) {
+    std::string lsn = Trim(*primary_->Psql("SELECT pg_current_wal_lsn()", "app"));
+    uint64_t target = Lsn::Parse(lsn)->value();
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          auto r = standby_->Psql("SELECT coalesce(max(last_commit_lsn), '0/0') > '" + lsn +
+                                      "'::pg_lsn FROM lifeline.replay_position",
+                                  "app");
+          return r.ok() && Trim(*r) == "t";
+        },
+        timeout))
+        << "standby did not reach " << lsn << " (" << target << ")\n"
+        << testing::LifelineDaemon({}, tmp_.Sub("replay.log")).Log();
+  }
+
+  TempDir tmp_;
+  std::unique_ptr<LocalPostgres> primary_, standby_;
+};
+
+TEST_F(ReplayIntegration, StandbyEqualsPrimaryAfterAMixedLoad) {
+  auto capture = StartCapture();
+  auto replay = StartReplay({"--audit-table", "public.emergency_requests_audit"});
+  RunLoad("8s", 400);
+  WaitStandbyCaughtUp();
+  EXPECT_EQ(TableDigest(*standby_), TableDigest(*primary_));
+  // The audit table holds one row per applied row change.
+  auto spool = Spool::OpenForRead(tmp_.Sub("spool"));
+  ASSERT_TRUE(spool.ok());
+  uint64_t row_events = 0;
+  for (uint64_t next = 1;;) {
+    auto batch = (*spool)->Read(next, 5000);
+    if (!batch.ok() || batch->empty()) break;
+    for (const auto& rec : *batch) {
+      auto ev = ParseEvent(rec);
+      if (ev.ok() && (ev->op() == v1::OP_INSERT || ev->op() == v1::OP_UPDATE ||
+                      ev->op() == v1::OP_DELETE || ev->op() == v1::OP_SNAPSHOT)) {
+        ++row_events;
+      }
+      next = rec.seq + 1;
+    }
+  }
+  auto audit = standby_->Psql("SELECT count(*) FROM emergency_requests_audit", "app");
+  EXPECT_EQ(Trim(*audit), std::to_string(row_events))
+      << *standby_->Psql("SELECT operation_type, count(*) FROM emergency_requests_audit GROUP BY 1",
+                         "app")
+      << *standby_->Psql(
+             "SELECT operation_type, record_id, count(*) FROM "
+             "emergency_requests_audit GROUP BY 1, 2, new_values HAVING count(*) > 1 "
+             "LIMIT 5",
+             "app");
+  EXPECT_EQ(replay->Stop(), 0) << replay->Log();
+  EXPECT_EQ(capture->Stop(), 0);
+}
+
+TEST_F(ReplayIntegration, ExactlyOnceThroughRepeatedKillNine) {
+  auto capture = StartCapture();
+  auto replay =
+      StartReplay({"--audit-table", "public.emergency_requests_audit", "--batch-events", "50"});
+  std::thread load([&] { RunLoad("15s", 300); });
+  std::mt19937 rng(std::random_device{}());
+  int kills = 0;
+  auto start = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - start < 14s && kills < 40) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(150 + rng() % 400));
+    replay->Kill();
+    ++kills;
+    replay =
+        StartReplay({"--audit-table", "public.emergency_requests_audit", "--batch-events", "50"});
+  }
+  load.join();
+  EXPECT_GE(kills, 20);
+  WaitStandbyCaughtUp();
+  EXPECT_EQ(TableDigest(*standby_), TableDigest(*primary_));
+  // Each applied change exactly once: no audit row twice for the same change.
+  auto dup = standby_->Psql(
+      "SELECT count(*) FROM (SELECT operation_type, \"timestamp\", record_id, new_values, "
+      "old_values, count(*) FROM emergency_requests_audit GROUP BY 1, 2, 3, 4, 5 "
+      "HAVING count(*) > 1) d",
+      "app");
+  EXPECT_EQ(Trim(*dup), "0") << "an event was applied twice";
+  EXPECT_EQ(replay->Stop(), 0) << replay->Log();
+  EXPECT_EQ(capture->Stop(), 0);
+}
+
+TEST_F(ReplayIntegration, TargetRestartMidLoadResumes) {
+  auto capture = StartCapture();
+  auto replay = StartReplay();
+  std::thread load([&] { RunLoad("8s", 300); });
+  std::this_thread::sleep_for(3s);
+  ASSERT_TRUE(standby_->Restart("immediate").ok());
+  load.join();
+  WaitStandbyCaughtUp();
+  EXPECT_EQ(TableDigest(*standby_), TableDigest(*primary_));
+  EXPECT_TRUE(replay->running()) << "the replayer must ride out a target restart";
+  EXPECT_EQ(replay->Stop(), 0) << replay->Log();
+  EXPECT_EQ(capture->Stop(), 0);
+}
+
+TEST_F(ReplayIntegration, TheStandbyIsAlwaysAStateThePrimaryHad) {
+  // Transfers between accounts keep the total constant in every committed state.
+  ASSERT_TRUE(primary_
+                  ->Psql("CREATE TABLE accounts (id int PRIMARY KEY, balance int); INSERT "
+                         "INTO accounts SELECT g, 1000 FROM generate_series(1, 20) g",
+                         "app")
+                  .ok());
+  ASSERT_TRUE(
+      standby_->Psql("CREATE TABLE accounts (id int PRIMARY KEY, balance int)", "app").ok());
+  auto capture = StartCapture({"--table", "public.accounts"});
+  auto replay = StartReplay({"--batch-events", "7"});
+  CommandSpec load;
+  load.argv = {
+      "psql",
+      "-X",
+      "-q",
+      "-h",
+      "127.0.0.1",
+      "-p",
+      std::to_string(primary_->port()),
+      "-U",
+      "postgres",
+      "-d",
+      "app",
+      "-c",
+      "DO $$ DECLARE a int; b int; BEGIN FOR i IN 1..3000 LOOP a := 1 + (i * 7) % 20; "
+      "b := 1 + (i * 13) % 20; UPDATE accounts SET balance = balance - 5 WHERE id = a; "
+      "UPDATE accounts SET balance = balance + 5 WHERE id = b; COMMIT; PERFORM pg_sleep(0.002); "
+      "END LOOP; END $$"};
+  auto loader = ChildProcess::Start(load, tmp_.Sub("transfers.log"));
+  ASSERT_TRUE(loader.ok());
+  int samples = 0, nonempty = 0;
+  for (int i = 0; i < 400 && loader->running(); ++i) {
+    auto r =
+        standby_->Psql("SELECT count(*) || ':' || coalesce(sum(balance), 0) FROM accounts", "app");
+    ASSERT_TRUE(r.ok());
+    std::string s = Trim(*r);
+    ++samples;
+    if (s != "0:0") {
+      ++nonempty;
+      EXPECT_EQ(s, "20:20000") << "sample " << i << " is not a state the primary had";
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_TRUE(loader->Wait(120s).ok());
+  WaitStandbyCaughtUp();
+  EXPECT_EQ(TableDigest(*standby_, "accounts"), TableDigest(*primary_, "accounts"));
+  EXPECT_GT(nonempty, 10) << "too few samples during the load (" << samples << ")";
+  EXPECT_EQ(replay->Stop(), 0);
+  EXPECT_EQ(capture->Stop(), 0);
+}
+
+TEST_F(ReplayIntegration, SchemaDriftStopsWithTheFixAndHoldsThePosition) {
+  auto capture = StartCapture();
+  auto replay = StartReplay();
+  RunLoad("2s");
+  WaitStandbyCaughtUp();
+  uint64_t before = StandbyAppliedSeq();
+  ASSERT_TRUE(
+      primary_->Psql("ALTER TABLE emergency_requests ADD COLUMN priority int DEFAULT 3", "app")
+          .ok());
+  RunLoad("2s");
+  EXPECT_EQ(replay->WaitExit(60s), 2) << replay->Log();
+  EXPECT_NE(replay->Log().find("ALTER TABLE \"public\".\"emergency_requests\" ADD COLUMN "
+                               "\"priority\" integer"),
+            std::string::npos)
+      << replay->Log();
+  uint64_t held = StandbyAppliedSeq();
+  EXPECT_GE(held, before);
+  // Apply the DDL it printed (with the primary's default: a default fills existing rows without
+  // any row change in the WAL) and start again: it resumes and converges.
+  ASSERT_TRUE(
+      standby_->Psql("ALTER TABLE emergency_requests ADD COLUMN priority integer DEFAULT 3", "app")
+          .ok());
+  replay = StartReplay();
+  WaitStandbyCaughtUp();
+  EXPECT_EQ(TableDigest(*standby_), TableDigest(*primary_));
+  EXPECT_EQ(replay->Stop(), 0);
+  EXPECT_EQ(capture->Stop(), 0);
+}
+
+TEST_F(ReplayIntegration, SecondReplayerOfTheSameStreamIsKeptOut) {
+  auto capture = StartCapture();
+  auto replay = StartReplay();
+  RunLoad("1s");
+  WaitStandbyCaughtUp();
+  CommandResult r = testing::RunLifeline(
+      {"replay", "--target", standby_->ConnInfo("app"), "--spool", tmp_.Sub("spool")}, "", 30'000);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.stderr_text.find("another replayer"), std::string::npos) << r.stderr_text;
+  EXPECT_EQ(replay->Stop(), 0);
+  EXPECT_EQ(capture->Stop(), 0);
+}
+
+TEST_F(ReplayIntegration, BadInputIsNamed) {
+  CommandResult r = testing::RunLifeline({"replay", "--target", standby_->ConnInfo("app")});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.stderr_text.find("give exactly one source"), std::string::npos) << r.stderr_text;
+  r = testing::RunLifeline({"replay", "--target", standby_->ConnInfo("app"), "--spool", "/x",
+                            "--from-seq", "5", "--from-lsn", "0/1"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.stderr_text.find("exclude each other"), std::string::npos) << r.stderr_text;
+  r = testing::RunLifeline({"replay", "--target", standby_->ConnInfo("app"), "--spool", "/x",
+                            "--from-time", "yesterday"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.stderr_text.find("malformed timestamp 'yesterday'"), std::string::npos);
+  r = testing::RunLifeline(
+      {"replay", "--target", standby_->ConnInfo("nosuchdb"), "--spool", tmp_.Sub("spool")});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.stderr_text.find("nosuchdb"), std::string::npos) << r.stderr_text;
+}
+
+class PitrIntegration : public ReplayIntegration {
+ protected:
+  bool WantArchive() const override { return true; }
+};
+
+TEST_F(PitrIntegration, RebuildAfterPointInTimeRestoreAndOnlyMissing) {
+  auto capture = StartCapture();
+  RunLoad("2s");
+  std::string backup = tmp_.Sub("backups/base");
+  ASSERT_TRUE(primary_->BaseBackup(backup).ok());
+  RunLoad("3s");
+  std::string t = Trim(*primary_->Psql("SELECT now()::text", "app"));
+  std::this_thread::sleep_for(100ms);
+  RunLoad("3s");
+  ASSERT_TRUE(primary_->Psql("SELECT pg_switch_wal()", "app").ok());
+  // Capture has everything, and the archive holds the WAL up to now.
+  std::string end = Trim(*primary_->Psql("SELECT pg_current_wal_lsn()", "app"));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto s = Spool::OpenForRead(tmp_.Sub("spool"));
+        return s.ok() && (*s)->last_complete_commit_lsn() > *Lsn::Parse(end);
+      },
+      60s));
+  std::this_thread::sleep_for(1500ms);  // archive_timeout = 1s
+  auto restored =
+      LocalPostgres::RestoreFromBackup({.name = "restored"}, backup, primary_->archive_dir(), t);
+  ASSERT_TRUE(restored.ok()) << restored.status().ToString();
+  EXPECT_NE(TableDigest(**restored), TableDigest(*primary_)) << "the restore must lose the tail";
+  CommandResult r = testing::RunLifeline(
+      {"replay", "--target", (*restored)->ConnInfo("app"), "--spool", tmp_.Sub("spool"),
+       "--from-time", t, "--stop-at-end", "--format", "json"},
+      "", 120'000);
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  EXPECT_EQ(TableDigest(**restored), TableDigest(*primary_));
+
+  // Rows deleted by mistake come back with --only-missing, and nothing else is touched.
+  ASSERT_TRUE((*restored)
+                  ->Psql("DELETE FROM emergency_requests WHERE id IN (SELECT id FROM "
+                         "emergency_requests ORDER BY id LIMIT 25)",
+                         "app")
+                  .ok());
+  r = testing::RunLifeline(
+      {"replay", "--target", (*restored)->ConnInfo("app"), "--spool", tmp_.Sub("spool"),
+       "--from-seq", "1", "--stop-at-end", "--only-missing"},
+      "", 120'000);
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  EXPECT_EQ(TableDigest(**restored), TableDigest(*primary_));
+  EXPECT_EQ(capture->Stop(), 0);
+}
+
+}  // namespace
+}  // namespace lifeline
