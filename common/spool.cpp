@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -279,6 +280,41 @@ Status CheckSpoolDirectory(const std::string& dir, bool for_write) {
   return Status::Ok();
 }
 
+// Builds a new spool (both column families and the format marker) in a sibling directory and
+// renames it into place, so a reader beside the writer never opens a half-made spool.
+Status CreateSpoolDatabase(const std::string& dir) {
+  std::string staging = dir + ".creating-" + std::to_string(getpid());
+  std::error_code ec;
+  fs::remove_all(staging, ec);
+  {
+    rocksdb::Options options = BaseOptions();
+    options.create_if_missing = true;
+    options.create_missing_column_families = true;
+    std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
+        {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions(options)},
+        {kEventsCf, rocksdb::ColumnFamilyOptions(options)}};
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* raw = nullptr;
+    auto s = rocksdb::DB::Open(options, staging, cfs, &handles, &raw);
+    if (!s.ok()) return FromRocks(s, "creating spool " + dir);
+    std::unique_ptr<rocksdb::DB> db(raw);
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    s = db->Put(wo, handles[0], "format", kFormat);
+    for (auto* h : handles) db->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+    if (!s.ok()) return FromRocks(s, "initialising spool " + dir);
+    s = db->Close();
+    if (!s.ok()) return FromRocks(s, "closing new spool " + dir);
+  }
+  // rename(2) replaces an empty directory atomically.
+  if (std::rename(staging.c_str(), dir.c_str()) != 0) {
+    std::string err = std::strerror(errno);
+    fs::remove_all(staging, ec);
+    return Status::InvalidArgument("cannot move the new spool into " + dir + ": " + err);
+  }
+  return Status::Ok();
+}
+
 bool HasCurrentFile(const std::string& dir) {
   std::error_code ec;
   return fs::exists(fs::path(dir) / "CURRENT", ec);
@@ -290,31 +326,11 @@ Result<std::unique_ptr<Spool>> Spool::OpenForWrite(const std::string& dir) {
   LIFELINE_RETURN_IF_ERROR(CheckSpoolDirectory(dir, /*for_write=*/true));
   auto impl = std::make_unique<Impl>();
   bool fresh = !HasCurrentFile(dir);
-  if (fresh) {
-    // Create the database with both column families and the format marker in one go.
-    rocksdb::Options options = BaseOptions();
-    options.create_if_missing = true;
-    options.create_missing_column_families = true;
-    std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
-        {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions(options)},
-        {kEventsCf, rocksdb::ColumnFamilyOptions(options)}};
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* raw = nullptr;
-    auto s = rocksdb::DB::Open(options, dir, cfs, &handles, &raw);
-    if (!s.ok()) return FromRocks(s, "creating spool " + dir);
-    impl->db.reset(raw);
-    impl->meta = handles[0];
-    impl->events = handles[1];
-    rocksdb::WriteOptions wo;
-    wo.sync = true;
-    s = impl->db->Put(wo, impl->meta, "format", kFormat);
-    if (!s.ok()) return FromRocks(s, "initialising spool " + dir);
-  } else {
-    LIFELINE_RETURN_IF_ERROR(OpenDb(dir, false, "", &impl->db, &impl->meta, &impl->events));
-  }
+  if (fresh) LIFELINE_RETURN_IF_ERROR(CreateSpoolDatabase(dir));
+  LIFELINE_RETURN_IF_ERROR(OpenDb(dir, false, "", &impl->db, &impl->meta, &impl->events));
   std::string format;
   auto s = impl->db->Get(rocksdb::ReadOptions(), impl->meta, "format", &format);
-  if (s.IsNotFound() && !fresh && impl->Empty()) {
+  if (s.IsNotFound() && impl->Empty()) {
     // A creation cut off between opening the database and writing the marker: finish it.
     rocksdb::WriteOptions wo;
     wo.sync = true;
