@@ -210,14 +210,10 @@ class KafkaSource : public EventSource {
   std::optional<SourcedEvent> TakeReady() {
     int32_t best = -1;
     uint64_t best_seq = UINT64_MAX;
-    bool someone_may_send_more = false;
     for (auto& [p, q] : queues_) {
       // Records below the expected seq are duplicates (a re-ship): pass them over.
       while (!q.empty() && q.front().event && q.front().event->seq() < expected_) q.pop_front();
-      if (q.empty()) {
-        if (!eof_[p]) someone_may_send_more = true;
-        continue;
-      }
+      if (q.empty()) continue;
       if (!q.front().event) {  // poison: hand it over where it stands
         SourcedEvent bad = std::move(q.front());
         q.pop_front();
@@ -236,9 +232,9 @@ class KafkaSource : public EventSource {
         waiting_for_ = expected_;
         waiting_since_ = now;
       }
-      if (someone_may_send_more && now - waiting_since_ < options_.gap_timeout) {
-        return std::nullopt;
-      }
+      // Even with every partition at its end: a live producer writes partitions independently,
+      // so the missing seq may still be on its way to another one.
+      if (now - waiting_since_ < options_.gap_timeout) return std::nullopt;
     }
     SourcedEvent ev = std::move(queues_[best].front());
     queues_[best].pop_front();
