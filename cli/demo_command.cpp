@@ -21,6 +21,9 @@ void AddDemoCommand(CLI::App& app, CommandBody* body) {
       ->check(CLI::Range(1.0, 100000.0));
   sub->add_option("--workdir", opts->workdir, "Work directory (default: a new one under /tmp)");
   sub->add_flag("--keep", opts->keep, "Keep the work directory afterwards");
+  sub->add_option("--rtt-ms", opts->rtt_ms, "Round trip added by each Kafka broker (ms)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 10000));
   sub->add_option("--format", opts->format, "text or json (the summary)")->capture_default_str();
   sub->callback([opts, duration, body] {
     *body = [opts, duration]() -> Status {

@@ -1,6 +1,7 @@
-// `lifeline demo`: the pipeline on this machine on local defaults: a primary PostgreSQL with the
-// reference schema, capture into a spool, a load of emergency requests with a ledger, a live
-// status line, and a verdict that every committed call was captured.
+// `lifeline demo`: the whole pipeline on this machine: a primary and a standby PostgreSQL with the
+// reference schema, capture+shipper into devkafka (3 brokers), the replayer onto the standby, a
+// load of emergency requests with a ledger, a live status line, and a verdict that every
+// committed call reached the standby and that both sides are identical.
 #pragma once
 
 #include <string>
@@ -14,6 +15,7 @@ struct DemoOptions {
   int64_t duration_ms = 30'000;
   double rate = 200;  // changes per second
   bool keep = false;  // keep the work directory (cluster data, spool, logs)
+  int rtt_ms = 0;     // round trip added by every Kafka broker (a cross-region link)
   std::string format = "text";
 };
 

@@ -109,6 +109,8 @@ class KafkaSource : public EventSource {
     LIFELINE_RETURN_IF_ERROR(set("enable.partition.eof", "true", false));
     LIFELINE_RETURN_IF_ERROR(set("auto.offset.reset", "earliest", false));
     LIFELINE_RETURN_IF_ERROR(set("client.id", "lifeline-replayer", false));
+    // Lag is what the replayer is judged on: do not let an idle partition hold a fetch long.
+    LIFELINE_RETURN_IF_ERROR(set("fetch.wait.max.ms", "10", false));
     for (const auto& kv : o.properties) {
       size_t eq = kv.find('=');
       if (eq == std::string::npos || eq == 0) {

@@ -1,4 +1,5 @@
-// `lifeline demo` end to end, and `lifeline load`'s ledger against what the database holds.
+// `lifeline demo` end to end (primary -> capture -> Kafka -> replay -> standby), and `lifeline
+// load`'s ledger against what the database holds.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -15,6 +16,9 @@ TEST(DemoIntegration, RunsTheLocalPipelineAndLosesNothing) {
   ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
   EXPECT_NE(r.stdout_text.find("\"calls_lost\":0,"), std::string::npos) << r.stdout_text;
   EXPECT_NE(r.stdout_text.find("\"spool_verified\":true"), std::string::npos) << r.stdout_text;
+  EXPECT_NE(r.stdout_text.find("\"standby_equals_primary\":true"), std::string::npos)
+      << r.stdout_text;
+  EXPECT_NE(r.stdout_text.find("\"replay_exit_code\":0"), std::string::npos) << r.stdout_text;
   size_t at = r.stdout_text.find("\"calls_committed\":");
   ASSERT_NE(at, std::string::npos);
   EXPECT_GT(std::stoi(r.stdout_text.substr(at + 18)), 100) << "the load hardly ran";
