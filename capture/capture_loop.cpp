@@ -42,12 +42,6 @@ constexpr char kPropSlotCreated[] = "capture.slot_created";
 // Highest flush LSN capture ever confirmed: a slot confirmed beyond it was moved by someone else.
 constexpr char kPropConfirmed[] = "capture.confirmed_flush";
 
-int64_t NowUnixMicros() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 // Emits heartbeats and samples the source's WAL position on its own connection, so a slow
 // round trip never stalls the receive loop.
 class HeartbeatThread {

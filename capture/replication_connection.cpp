@@ -1,6 +1,8 @@
 // libpq replication connection: commands, CopyBoth receive loop, status updates.
 #include "capture/replication_connection.h"
 
+#include "common/postgres.h"
+
 #include <libpq-fe.h>
 #include <poll.h>
 
@@ -9,46 +11,11 @@
 namespace lifeline::capture {
 namespace {
 
-std::string QuoteIdent(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
-
-std::string QuoteLiteral(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') out += '\'';
-    out += c;
-  }
-  return out + "'";
-}
-
 bool Contains(const std::string& s, const char* needle) {
   return s.find(needle) != std::string::npos;
 }
 
 }  // namespace
-
-Status ClassifyPostgresError(const std::string& message, const std::string& what) {
-  std::string m = message;
-  while (!m.empty() && (m.back() == '\n' || m.back() == ' ')) m.pop_back();
-  if (Contains(m, "password authentication failed") || Contains(m, "no password supplied") ||
-      Contains(m, "no pg_hba.conf entry")) {
-    return Status::InvalidArgument(what + ": " + m +
-                                   "; check the user and the password (from PGPASSWORD, a passfile"
-                                   " or --source-password-file) and pg_hba.conf");
-  }
-  if (Contains(m, "does not exist") || Contains(m, "invalid connection option") ||
-      Contains(m, "missing \"=\"") || Contains(m, "invalid URI") ||
-      Contains(m, "must be superuser or replication role") || Contains(m, "permission denied")) {
-    return Status::InvalidArgument(what + ": " + m);
-  }
-  return Status::Unavailable(what + ": " + m);
-}
 
 ReplicationConnection::~ReplicationConnection() {
   if (buffer_ != nullptr) PQfreemem(buffer_);

@@ -59,9 +59,4 @@ class ReplicationConnection {
   char* buffer_ = nullptr;  // last PQgetCopyData buffer
 };
 
-// Sorts a libpq/server error into the status a caller acts on: authentication and missing
-// databases or roles are configuration errors (exit 2); refused or dropped connections are
-// transient (retry).
-Status ClassifyPostgresError(const std::string& message, const std::string& what);
-
 }  // namespace lifeline::capture

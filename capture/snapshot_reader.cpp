@@ -7,7 +7,7 @@
 #include <optional>
 #include <pqxx/pqxx>
 
-#include "capture/replication_connection.h"
+#include "common/postgres.h"
 
 namespace lifeline::capture {
 

@@ -4,36 +4,9 @@
 #include <pqxx/pqxx>
 
 #include "capture/change_builder.h"
-#include "capture/replication_connection.h"
+#include "common/postgres.h"
 
 namespace lifeline::capture {
-namespace {
-
-template <typename F>
-auto Guard(const std::string& what, F&& f) -> decltype(f()) {
-  try {
-    return f();
-  } catch (const pqxx::broken_connection& e) {
-    // libpqxx reports a refused login as a broken connection too: that one is not transient.
-    Status st = ClassifyPostgresError(e.what(), what);
-    if (st.code() != StatusCode::kUnavailable) return st;
-    return Status::Unavailable(what + ": connection to the source lost: " + st.message());
-  } catch (const std::exception& e) {
-    return ClassifyPostgresError(e.what(), what);
-  }
-}
-
-std::string QuoteIdent(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
-
-}  // namespace
-
 std::string TableName::Qualified() const {
   return QuoteIdent(schema) + "." + QuoteIdent(table);
 }
@@ -57,26 +30,11 @@ Result<std::vector<TableName>> ParseTableNames(const std::vector<std::string>& n
   return out;
 }
 
-std::string ConnInfoWithPassword(const std::string& conninfo, const std::string& password) {
-  if (password.empty()) return conninfo;
-  std::string quoted = "'";
-  for (char c : password) {
-    if (c == '\'' || c == '\\') quoted += '\\';
-    quoted += c;
-  }
-  // A URI conninfo takes extra keywords as query parameters, not as appended key=value pairs.
-  if (conninfo.rfind("postgres://", 0) == 0 || conninfo.rfind("postgresql://", 0) == 0) {
-    return conninfo + (conninfo.find('?') == std::string::npos ? "?" : "&") +
-           "password=" + password;
-  }
-  return conninfo + " password=" + quoted + "'";
-}
-
 SourceCatalog::~SourceCatalog() = default;
 
 Result<std::unique_ptr<SourceCatalog>> SourceCatalog::Connect(const std::string& conninfo,
                                                               const std::string& password) {
-  return Guard("connecting to the source", [&]() -> Result<std::unique_ptr<SourceCatalog>> {
+  return GuardPostgres("connecting to the source", [&]() -> Result<std::unique_ptr<SourceCatalog>> {
     std::unique_ptr<SourceCatalog> c(new SourceCatalog());
     c->conn_ = std::make_unique<pqxx::connection>(ConnInfoWithPassword(conninfo, password));
     return c;
@@ -84,7 +42,7 @@ Result<std::unique_ptr<SourceCatalog>> SourceCatalog::Connect(const std::string&
 }
 
 Status SourceCatalog::CheckServerSettings() {
-  return Guard("checking source settings", [&]() -> Status {
+  return GuardPostgres("checking source settings", [&]() -> Status {
     pqxx::nontransaction tx(*conn_);
     auto r = tx.exec(
         "SELECT current_setting('wal_level'), current_setting('max_replication_slots')::int, "
@@ -107,7 +65,7 @@ Status SourceCatalog::CheckServerSettings() {
 }
 
 Status SourceCatalog::CheckTables(const std::vector<TableName>& tables) {
-  return Guard("checking captured tables", [&]() -> Status {
+  return GuardPostgres("checking captured tables", [&]() -> Status {
     pqxx::nontransaction tx(*conn_);
     for (const auto& t : tables) {
       auto r = tx.exec_params(
@@ -137,7 +95,7 @@ Status SourceCatalog::CheckTables(const std::vector<TableName>& tables) {
 
 Status SourceCatalog::EnsurePublication(const std::string& publication,
                                         const std::vector<TableName>& tables) {
-  return Guard("setting up publication " + publication, [&]() -> Status {
+  return GuardPostgres("setting up publication " + publication, [&]() -> Status {
     pqxx::work tx(*conn_);
     auto exists = tx.exec_params("SELECT 1 FROM pg_publication WHERE pubname = $1", publication);
     if (exists.empty()) {
@@ -161,7 +119,7 @@ Status SourceCatalog::EnsurePublication(const std::string& publication,
 }
 
 Result<std::optional<SlotInfo>> SourceCatalog::FindSlot(const std::string& slot) {
-  return Guard("reading slot " + slot, [&]() -> Result<std::optional<SlotInfo>> {
+  return GuardPostgres("reading slot " + slot, [&]() -> Result<std::optional<SlotInfo>> {
     pqxx::nontransaction tx(*conn_);
     auto r = tx.exec_params(
         "SELECT plugin, coalesce(active_pid, 0), coalesce(wal_status, ''), "
@@ -182,7 +140,7 @@ Result<std::optional<SlotInfo>> SourceCatalog::FindSlot(const std::string& slot)
 }
 
 Result<uint32_t> SourceCatalog::RelationOid(const TableName& table) {
-  return Guard("looking up " + table.Display(), [&]() -> Result<uint32_t> {
+  return GuardPostgres("looking up " + table.Display(), [&]() -> Result<uint32_t> {
     pqxx::nontransaction tx(*conn_);
     auto r = tx.exec_params("SELECT $1::regclass::oid", table.Qualified());
     return r[0][0].as<uint32_t>();
@@ -190,27 +148,27 @@ Result<uint32_t> SourceCatalog::RelationOid(const TableName& table) {
 }
 
 Result<std::vector<SnapshotColumn>> SourceCatalog::Columns(const TableName& table) {
-  return Guard("reading the columns of " + table.Display(),
-               [&]() -> Result<std::vector<SnapshotColumn>> {
-                 pqxx::nontransaction tx(*conn_);
-                 // Key columns as pgoutput flags them: the replica identity's columns.
-                 auto r = tx.exec_params(
-                     "SELECT a.attname, a.atttypid, format_type(a.atttypid, a.atttypmod), "
-                     "c.relreplident = 'f' OR EXISTS (SELECT 1 FROM pg_index i WHERE "
-                     "i.indrelid = c.oid AND a.attnum = ANY(i.indkey) AND "
-                     "((c.relreplident = 'd' AND i.indisprimary) OR "
-                     "(c.relreplident = 'i' AND i.indisreplident))) "
-                     "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
-                     "WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped "
-                     "AND a.attgenerated = '' ORDER BY a.attnum",
-                     table.Qualified());
-                 std::vector<SnapshotColumn> cols;
-                 for (const auto& row : r) {
-                   cols.push_back({row[0].as<std::string>(), row[1].as<uint32_t>(),
-                                   row[2].as<std::string>(), row[3].as<bool>()});
-                 }
-                 return cols;
-               });
+  return GuardPostgres(
+      "reading the columns of " + table.Display(), [&]() -> Result<std::vector<SnapshotColumn>> {
+        pqxx::nontransaction tx(*conn_);
+        // Key columns as pgoutput flags them: the replica identity's columns.
+        auto r = tx.exec_params(
+            "SELECT a.attname, a.atttypid, format_type(a.atttypid, a.atttypmod), "
+            "c.relreplident = 'f' OR EXISTS (SELECT 1 FROM pg_index i WHERE "
+            "i.indrelid = c.oid AND a.attnum = ANY(i.indkey) AND "
+            "((c.relreplident = 'd' AND i.indisprimary) OR "
+            "(c.relreplident = 'i' AND i.indisreplident))) "
+            "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+            "WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped "
+            "AND a.attgenerated = '' ORDER BY a.attnum",
+            table.Qualified());
+        std::vector<SnapshotColumn> cols;
+        for (const auto& row : r) {
+          cols.push_back({row[0].as<std::string>(), row[1].as<uint32_t>(), row[2].as<std::string>(),
+                          row[3].as<bool>()});
+        }
+        return cols;
+      });
 }
 
 std::string SourceCatalog::TypeName(uint32_t type_oid, int32_t type_modifier) {
@@ -229,7 +187,7 @@ std::string SourceCatalog::TypeName(uint32_t type_oid, int32_t type_modifier) {
 }
 
 Status SourceCatalog::EmitHeartbeat() {
-  return Guard("emitting a heartbeat", [&]() -> Status {
+  return GuardPostgres("emitting a heartbeat", [&]() -> Status {
     pqxx::nontransaction tx(*conn_);
     tx.exec_params("SELECT pg_logical_emit_message(true, $1, now()::text)",
                    std::string(kHeartbeatPrefix));
@@ -238,7 +196,7 @@ Status SourceCatalog::EmitHeartbeat() {
 }
 
 Result<Lsn> SourceCatalog::CurrentWalLsn() {
-  return Guard("reading the source WAL position", [&]() -> Result<Lsn> {
+  return GuardPostgres("reading the source WAL position", [&]() -> Result<Lsn> {
     pqxx::nontransaction tx(*conn_);
     auto r = tx.exec("SELECT pg_current_wal_lsn()::text");
     return Lsn::Parse(r[0][0].as<std::string>());

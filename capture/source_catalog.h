@@ -41,9 +41,6 @@ struct SnapshotColumn {
   bool key = false;
 };
 
-// The libpqxx conninfo for `conninfo` plus a separately supplied password (never logged).
-std::string ConnInfoWithPassword(const std::string& conninfo, const std::string& password);
-
 class SourceCatalog {
  public:
   ~SourceCatalog();

@@ -1,6 +1,7 @@
 // Renders ChangeEvents as JSON Lines or text.
 #include "common/event_format.h"
 
+#include <chrono>
 #include <cstdio>
 #include <ctime>
 
@@ -53,6 +54,12 @@ std::string_view OpName(v1::Op op) {
     default:
       return "unspecified";
   }
+}
+
+int64_t NowUnixMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 std::string FormatTimestampUs(int64_t unix_micros) {

@@ -13,6 +13,8 @@ namespace lifeline {
 
 // "insert", "update", "delete", "truncate", "snapshot", "heartbeat", "resnapshot".
 std::string_view OpName(v1::Op op);
+// Wall-clock now, microseconds since the Unix epoch (commit times use the same scale).
+int64_t NowUnixMicros();
 // RFC 3339 in UTC with microseconds: "2026-11-25T10:00:00.123456Z".
 std::string FormatTimestampUs(int64_t unix_micros);
 // Parses "2026-11-25T10:00:00.123456Z", "2026-11-25 10:00:00+01:00", "2026-11-25 10:00:00"

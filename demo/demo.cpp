@@ -43,12 +43,6 @@ std::string ReferenceSchemaPath() {
   return "scripts/sql/reference_schema.sql";
 }
 
-int64_t NowUnixMicros() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 // Applied position of the replayer on the standby: last seq, commit LSN, commit time (us).
 struct Applied {
   uint64_t seq = 0;

@@ -10,7 +10,7 @@
 #include <random>
 #include <thread>
 
-#include "capture/source_catalog.h"
+#include "common/postgres.h"
 
 namespace lifeline {
 namespace {
@@ -58,7 +58,7 @@ Result<LoadReport> RunLoad(const LoadOptions& options, const std::atomic<bool>& 
     if (!conn) {
       try {
         conn = std::make_unique<pqxx::connection>(
-            capture::ConnInfoWithPassword(options.target, options.password));
+            ConnInfoWithPassword(options.target, options.password));
         backoff = std::chrono::milliseconds(100);
       } catch (const std::exception& e) {
         std::string msg = e.what();

@@ -24,12 +24,6 @@ using replayer::ReplayPosition;
 using replayer::SourcedEvent;
 using replayer::Target;
 
-int64_t NowUnixMicros() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 std::string SourceId(const v1::ChangeEvent& ev) {
   return ev.source().system_id() + "/" + ev.source().slot_name();
 }
@@ -280,26 +274,25 @@ Status Replayer::Accept(SourcedEvent item, bool* done) {
         for (int i = 0; i < ev.relation().columns_size() && i < key_row.values_size(); ++i) {
           if (ev.relation().columns(i).key()) {
             ++keys;
-            record_id = replayer::QuoteLiteral(key_row.values(i).text());
+            record_id = QuoteLiteral(key_row.values(i).text());
           }
         }
         if (keys != 1) record_id = "NULL";
         std::string op = std::string(OpName(ev.op()));
         for (char& c : op) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-        batch_sql_ +=
-            "INSERT INTO " + options_.audit_table +
-            " (operation_type, \"timestamp\", table_name, record_id, old_values, "
-            "new_values) VALUES (" +
-            replayer::QuoteLiteral(op) + ", " +
-            replayer::QuoteLiteral(FormatTimestampUs(ev.commit_time_us())) + ", " +
-            replayer::QuoteLiteral(table) + ", " + record_id + ", " +
-            (ev.has_before() && ev.before().values_size() > 0
-                 ? replayer::QuoteLiteral(RowToJson(ev, ev.before())) + "::jsonb"
-                 : std::string("NULL")) +
-            ", " +
-            (ev.has_after() ? replayer::QuoteLiteral(RowToJson(ev, ev.after())) + "::jsonb"
-                            : std::string("NULL")) +
-            ");";
+        batch_sql_ += "INSERT INTO " + options_.audit_table +
+                      " (operation_type, \"timestamp\", table_name, record_id, old_values, "
+                      "new_values) VALUES (" +
+                      QuoteLiteral(op) + ", " +
+                      QuoteLiteral(FormatTimestampUs(ev.commit_time_us())) + ", " +
+                      QuoteLiteral(table) + ", " + record_id + ", " +
+                      (ev.has_before() && ev.before().values_size() > 0
+                           ? QuoteLiteral(RowToJson(ev, ev.before())) + "::jsonb"
+                           : std::string("NULL")) +
+                      ", " +
+                      (ev.has_after() ? QuoteLiteral(RowToJson(ev, ev.after())) + "::jsonb"
+                                      : std::string("NULL")) +
+                      ");";
       }
     }
   }

@@ -78,25 +78,6 @@ Result<std::string> Upsert(const v1::ChangeEvent& ev, const v1::Row& row, bool o
 
 }  // namespace
 
-std::string QuoteIdent(std::string_view name) {
-  std::string out = "\"";
-  for (char c : name) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
-
-std::string QuoteLiteral(std::string_view value) {
-  std::string out = "'";
-  out.reserve(value.size() + 2);
-  for (char c : value) {
-    if (c == '\'') out += '\'';
-    out += c;
-  }
-  return out + "'";
-}
-
 std::string QualifiedTable(const v1::ChangeEvent& ev) {
   return QuoteIdent(ev.relation().schema()) + "." + QuoteIdent(ev.relation().table());
 }

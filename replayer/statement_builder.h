@@ -7,13 +7,12 @@
 #include <string>
 #include <string_view>
 
+#include "common/postgres.h"
 #include "common/status.h"
 #include "lifeline/v1/change_event.pb.h"
 
 namespace lifeline::replayer {
 
-std::string QuoteIdent(std::string_view name);
-std::string QuoteLiteral(std::string_view value);
 // "schema"."table" of the event's relation.
 std::string QualifiedTable(const v1::ChangeEvent& ev);
 

@@ -3,34 +3,12 @@
 
 #include <pqxx/pqxx>
 
-#include "capture/replication_connection.h"
-#include "capture/source_catalog.h"
 #include "common/event_format.h"
+#include "common/postgres.h"
 #include "replayer/statement_builder.h"
 
 namespace lifeline::replayer {
 namespace {
-
-template <typename F>
-auto Guard(const std::string& what, F&& f) -> decltype(f()) {
-  try {
-    return f();
-  } catch (const pqxx::broken_connection& e) {
-    Status st = capture::ClassifyPostgresError(e.what(), what);
-    if (st.code() != StatusCode::kUnavailable) return st;
-    return Status::Unavailable(what + ": connection to the target lost: " + st.message());
-  } catch (const pqxx::in_doubt_error& e) {
-    return Status::Unavailable(what + ": commit outcome unknown (connection lost): " + e.what());
-  } catch (const std::exception& e) {
-    std::string m = e.what();
-    while (!m.empty() && (m.back() == '\n' || m.back() == ' ')) m.pop_back();
-    if (m.find("server closed the connection") != std::string::npos ||
-        m.find("terminating connection") != std::string::npos || m.find("connection") == 0) {
-      return Status::Unavailable(what + ": " + m);
-    }
-    return capture::ClassifyPostgresError(m, what);
-  }
-}
 
 std::string HexLiteral(const std::string& raw) {
   static const char* kHex = "0123456789abcdef";
@@ -48,10 +26,9 @@ Target::~Target() = default;
 
 Result<std::unique_ptr<Target>> Target::Connect(const std::string& conninfo,
                                                 const std::string& password) {
-  return Guard("connecting to the target", [&]() -> Result<std::unique_ptr<Target>> {
+  return GuardPostgres("connecting to the target", [&]() -> Result<std::unique_ptr<Target>> {
     std::unique_ptr<Target> t(new Target());
-    t->conn_ =
-        std::make_unique<pqxx::connection>(capture::ConnInfoWithPassword(conninfo, password));
+    t->conn_ = std::make_unique<pqxx::connection>(ConnInfoWithPassword(conninfo, password));
     pqxx::nontransaction tx(*t->conn_);
     tx.exec0("SET standard_conforming_strings = on");
     tx.exec0("SET application_name = 'lifeline replay'");
@@ -60,7 +37,7 @@ Result<std::unique_ptr<Target>> Target::Connect(const std::string& conninfo,
 }
 
 Status Target::EnsureBookkeeping() {
-  return Guard("creating lifeline's tables on the target", [&]() -> Status {
+  return GuardPostgres("creating lifeline's tables on the target", [&]() -> Status {
     pqxx::work tx(*conn_);
     tx.exec0("CREATE SCHEMA IF NOT EXISTS lifeline");
     tx.exec0(
@@ -81,7 +58,7 @@ Status Target::EnsureBookkeeping() {
 }
 
 Status Target::LockStream(const std::string& stream) {
-  return Guard("locking the stream on the target", [&]() -> Status {
+  return GuardPostgres("locking the stream on the target", [&]() -> Status {
     pqxx::nontransaction tx(*conn_);
     auto r =
         tx.exec_params("SELECT pg_try_advisory_lock(hashtext($1))", "lifeline.replay:" + stream);
@@ -101,7 +78,7 @@ Status Target::LockStream(const std::string& stream) {
 }
 
 Result<ReplayPosition> Target::ReadPosition(const std::string& stream) {
-  return Guard("reading the replay position", [&]() -> Result<ReplayPosition> {
+  return GuardPostgres("reading the replay position", [&]() -> Result<ReplayPosition> {
     pqxx::nontransaction tx(*conn_);
     ReplayPosition pos;
     auto exists = tx.exec("SELECT to_regclass('lifeline.replay_position') IS NOT NULL");
@@ -131,55 +108,55 @@ Result<ReplayPosition> Target::ReadPosition(const std::string& stream) {
 Status Target::CheckRelation(const v1::Relation& rel) {
   std::string key = rel.schema() + "." + rel.table() + "#" + std::to_string(rel.schema_version());
   if (checked_.count(key)) return Status::Ok();
-  return Guard("checking table " + rel.schema() + "." + rel.table() + " on the target",
-               [&]() -> Status {
-                 pqxx::nontransaction tx(*conn_);
-                 auto r = tx.exec_params(
-                     "SELECT a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
-                     "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND "
-                     "c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
-                     rel.schema(), rel.table());
-                 std::string table = QuoteIdent(rel.schema()) + "." + QuoteIdent(rel.table());
-                 auto type_of = [](const v1::Column& c) {
-                   return c.type_name().empty() ? std::string("text") : c.type_name();
-                 };
-                 if (r.empty()) {
-                   std::string ddl = "CREATE TABLE " + table + " (";
-                   std::string keys;
-                   for (const auto& c : rel.columns()) {
-                     ddl += QuoteIdent(c.name()) + " " + type_of(c) + ", ";
-                     if (c.key()) keys += (keys.empty() ? "" : ", ") + QuoteIdent(c.name());
-                   }
-                   ddl += "PRIMARY KEY (" + keys + "));";
-                   return Status::FailedPrecondition(
-                       "table " + rel.schema() + "." + rel.table() +
-                       " does not exist on the target; nothing was applied and the position is "
-                       "held. Create it, e.g.: " +
-                       ddl);
-                 }
-                 std::set<std::string> have;
-                 for (const auto& row : r) have.insert(row[0].as<std::string>());
-                 std::string ddl;
-                 for (const auto& c : rel.columns()) {
-                   if (!have.count(c.name())) {
-                     ddl += "ALTER TABLE " + table + " ADD COLUMN " + QuoteIdent(c.name()) + " " +
-                            type_of(c) + "; ";
-                   }
-                 }
-                 if (!ddl.empty()) {
-                   return Status::FailedPrecondition(
-                       "table " + rel.schema() + "." + rel.table() +
-                       " on the target lacks columns the source sends (schema version " +
-                       std::to_string(rel.schema_version()) +
-                       "); nothing was applied and the position is held. Run: " + ddl);
-                 }
-                 checked_.insert(key);
-                 return Status::Ok();
-               });
+  return GuardPostgres(
+      "checking table " + rel.schema() + "." + rel.table() + " on the target", [&]() -> Status {
+        pqxx::nontransaction tx(*conn_);
+        auto r = tx.exec_params(
+            "SELECT a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND "
+            "c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
+            rel.schema(), rel.table());
+        std::string table = QuoteIdent(rel.schema()) + "." + QuoteIdent(rel.table());
+        auto type_of = [](const v1::Column& c) {
+          return c.type_name().empty() ? std::string("text") : c.type_name();
+        };
+        if (r.empty()) {
+          std::string ddl = "CREATE TABLE " + table + " (";
+          std::string keys;
+          for (const auto& c : rel.columns()) {
+            ddl += QuoteIdent(c.name()) + " " + type_of(c) + ", ";
+            if (c.key()) keys += (keys.empty() ? "" : ", ") + QuoteIdent(c.name());
+          }
+          ddl += "PRIMARY KEY (" + keys + "));";
+          return Status::FailedPrecondition(
+              "table " + rel.schema() + "." + rel.table() +
+              " does not exist on the target; nothing was applied and the position is "
+              "held. Create it, e.g.: " +
+              ddl);
+        }
+        std::set<std::string> have;
+        for (const auto& row : r) have.insert(row[0].as<std::string>());
+        std::string ddl;
+        for (const auto& c : rel.columns()) {
+          if (!have.count(c.name())) {
+            ddl += "ALTER TABLE " + table + " ADD COLUMN " + QuoteIdent(c.name()) + " " +
+                   type_of(c) + "; ";
+          }
+        }
+        if (!ddl.empty()) {
+          return Status::FailedPrecondition(
+              "table " + rel.schema() + "." + rel.table() +
+              " on the target lacks columns the source sends (schema version " +
+              std::to_string(rel.schema_version()) +
+              "); nothing was applied and the position is held. Run: " + ddl);
+        }
+        checked_.insert(key);
+        return Status::Ok();
+      });
 }
 
 Status Target::ApplyInTransaction(const std::string& sql) {
-  return Guard("applying to the target", [&]() -> Status {
+  return GuardPostgres("applying to the target", [&]() -> Status {
     pqxx::nontransaction tx(*conn_);
     try {
       // One round trip: the statements run inside their own transaction block.

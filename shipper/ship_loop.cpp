@@ -4,6 +4,7 @@
 
 #include <chrono>
 
+#include "common/event_format.h"
 #include "common/shutdown.h"
 #include "common/status_server.h"
 #include "shipper/delivery_tracker.h"
@@ -17,12 +18,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using shipper::DeliveryTracker;
 using shipper::KafkaProducer;
-
-int64_t NowUnixMicros() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 class Shipper {
  public:

@@ -19,6 +19,8 @@
 namespace lifeline {
 namespace {
 
+using testing::Trim;
+
 using std::chrono::milliseconds;
 using testing::LifelineDaemon;
 using testing::RunLifeline;
@@ -39,11 +41,6 @@ size_t CountOf(const std::string& haystack, const std::string& needle) {
     ++n;
   }
   return n;
-}
-
-std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
 }
 
 // psql output (trimmed), or "" and a test failure.

@@ -14,6 +14,8 @@
 namespace lifeline {
 namespace {
 
+using testing::Trim;
+
 using testing::LifelineDaemon;
 using testing::TempDir;
 using testing::WaitFor;
@@ -56,11 +58,6 @@ std::string Col(const v1::ChangeEvent& ev, const v1::Row& row, const std::string
     return "<null>";
   }
   return "<no column>";
-}
-
-std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
 }
 
 class CaptureIntegration : public ::testing::Test {

@@ -12,10 +12,7 @@
 namespace lifeline {
 namespace {
 
-std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
+using testing::Trim;
 
 TEST(LocalPostgresIntegration, StartsWithLogicalWalAndTheReferenceSchema) {
   auto pg = testing::StartPostgres({.name = "fixture"});

@@ -14,25 +14,13 @@
 namespace lifeline {
 namespace {
 
+using testing::TableDigest;
+using testing::Trim;
+
 using testing::LifelineDaemon;
 using testing::TempDir;
 using testing::WaitFor;
 using namespace std::chrono_literals;
-
-std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
-// A digest of every row, ordered by key, in the text form of each column.
-std::string TableDigest(const LocalPostgres& pg, const std::string& table = "emergency_requests") {
-  auto r = pg.Psql(
-      "SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY "
-      "t.id)), '') FROM " +
-          table + " t",
-      "app");
-  return r.ok() ? Trim(*r) : "error: " + r.status().ToString();
-}
 
 class ReplayIntegration : public ::testing::Test {
  protected:

@@ -13,23 +13,13 @@
 namespace lifeline {
 namespace {
 
+using testing::TableDigest;
+using testing::Trim;
+
 using testing::LifelineDaemon;
 using testing::TempDir;
 using testing::WaitFor;
 using namespace std::chrono_literals;
-
-std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
-std::string TableDigest(const LocalPostgres& pg) {
-  auto r = pg.Psql(
-      "SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY "
-      "t.id)), '') FROM emergency_requests t",
-      "app");
-  return r.ok() ? Trim(*r) : "error: " + r.status().ToString();
-}
 
 class KafkaReplayIntegration : public ::testing::TestWithParam<int> {
  protected:

@@ -21,6 +21,8 @@
 namespace lifeline {
 namespace {
 
+using testing::Trim;
+
 using testing::LifelineDaemon;
 using testing::TempDir;
 using testing::WaitFor;
@@ -29,11 +31,6 @@ using Clock = std::chrono::steady_clock;
 
 double SecondsSince(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
-std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
 }
 
 std::vector<std::string> Split(const std::string& s, char sep) {

@@ -70,6 +70,18 @@ std::unique_ptr<DevKafkaCluster> StartDevKafka(int brokers) {
   return std::move(k).value();
 }
 
+std::string Trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+std::string TableDigest(const LocalPostgres& pg, const std::string& table, const std::string& key) {
+  auto r = pg.Psql("SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY t." +
+                       key + ")), '') FROM " + table + " t",
+                   "app");
+  return r.ok() ? Trim(*r) : "error: " + r.status().ToString();
+}
+
 CommandResult RunLifeline(const std::vector<std::string>& args, const std::string& stdin_text,
                           int timeout_ms) {
   CommandSpec spec;

@@ -37,6 +37,14 @@ std::unique_ptr<LocalPostgres> StartPostgres(LocalPostgresOptions options = {});
 void LoadReferenceSchema(const LocalPostgres& pg, const std::string& dbname = "app");
 std::unique_ptr<DevKafkaCluster> StartDevKafka(int brokers = 3);
 
+// psql output without its trailing newlines and spaces.
+std::string Trim(std::string s);
+
+// "rows:md5" of every row of `table` in database app, ordered by `key`, in each column's text
+// form: two tables are equal row for row exactly when their digests are.
+std::string TableDigest(const LocalPostgres& pg, const std::string& table = "emergency_requests",
+                        const std::string& key = "id");
+
 // Runs `lifeline ARGS...` and returns its result.
 CommandResult RunLifeline(const std::vector<std::string>& args, const std::string& stdin_text = "",
                           int timeout_ms = 60'000);
