@@ -2,6 +2,10 @@
 #include "common/status_server.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <thread>
 
 namespace lifeline {
 
@@ -35,6 +39,11 @@ Result<std::unique_ptr<StatusServer>> StatusServer::Start(const std::string& add
   }
   std::unique_ptr<StatusServer> s(new StatusServer());
   s->server_ = std::make_unique<httplib::Server>();
+  // cpp-httplib also sets SO_REUSEPORT, which lets a second daemon share the port silently.
+  s->server_->set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   s->server_->Get("/metrics", [metrics](const httplib::Request&, httplib::Response& res) {
     res.set_content(metrics != nullptr ? metrics->RenderPrometheus() : "",
                     "text/plain; version=0.0.4");
@@ -55,6 +64,15 @@ Result<std::unique_ptr<StatusServer>> StatusServer::Start(const std::string& add
   s->port_ = bound;
   httplib::Server* raw = s->server_.get();
   s->thread_ = std::thread([raw] { raw->listen_after_bind(); });
+  // stop() is ignored by a server whose loop has not started yet, so do not hand out one that a
+  // quick Stop() could leave running forever.
+  for (int i = 0; i < 500 && !raw->is_running(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (!raw->is_running()) {
+    return Status::Internal("the HTTP server on " + host + ":" + std::to_string(bound) +
+                            " did not start");
+  }
   return s;
 }
 
