@@ -12,6 +12,9 @@ namespace lifeline::cli {
 
 // Set by the chosen subcommand's parse callback; main runs it after parsing.
 using CommandBody = std::function<Status()>;
+// A report's body: the exit code it chose (0 clean, 1 findings such as differences or losses), or
+// an error Status (exit 2, whatever its kind).
+using ReportBody = std::function<Result<int>()>;
 
 void AddShipCommand(CLI::App& app, CommandBody* body);
 void AddReplayCommand(CLI::App& app, CommandBody* body);
@@ -20,6 +23,7 @@ void AddDemoCommand(CLI::App& app, CommandBody* body);
 void AddLoadCommand(CLI::App& app, CommandBody* body);
 void AddSpoolCommand(CLI::App& app, CommandBody* body);
 void AddDevKafkaCommand(CLI::App& app, CommandBody* body);
+void AddGapcheckCommand(CLI::App& app, ReportBody* body);
 
 // Kafka flags shared by `capture` (which then also ships) and `ship`.
 void AddKafkaFlags(CLI::App& sub, ShipperOptions* options, std::string* retention);

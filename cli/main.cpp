@@ -24,6 +24,8 @@ int main(int argc, char** argv) {
   lifeline::cli::AddDemoCommand(app, &body);
   lifeline::cli::AddLoadCommand(app, &body);
   lifeline::cli::AddDevKafkaCommand(app, &body);
+  lifeline::cli::ReportBody report_body;
+  lifeline::cli::AddGapcheckCommand(app, &report_body);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -37,6 +39,16 @@ int main(int argc, char** argv) {
   if (lifeline::Status st = lifeline::InitLogging(log_level); !st.ok()) {
     std::cerr << "lifeline: " << st.message() << "\n";
     return 2;
+  }
+  if (report_body) {
+    // A report's exit code 1 means findings, so every error is 2.
+    lifeline::Result<int> code = report_body();
+    if (!code.ok()) {
+      spdlog::error("{}", code.status().ToString());
+      std::cerr.flush();
+      return 2;
+    }
+    return *code;
   }
   if (!body) {
     std::cerr << "lifeline: no subcommand given\n";
