@@ -24,6 +24,7 @@ void AddLoadCommand(CLI::App& app, CommandBody* body);
 void AddSpoolCommand(CLI::App& app, CommandBody* body);
 void AddDevKafkaCommand(CLI::App& app, CommandBody* body);
 void AddGapcheckCommand(CLI::App& app, ReportBody* body);
+void AddDrillCommand(CLI::App& app, ReportBody* body);
 
 // Kafka flags shared by `capture` (which then also ships) and `ship`.
 void AddKafkaFlags(CLI::App& sub, ShipperOptions* options, std::string* retention);

@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   lifeline::cli::AddDevKafkaCommand(app, &body);
   lifeline::cli::ReportBody report_body;
   lifeline::cli::AddGapcheckCommand(app, &report_body);
+  lifeline::cli::AddDrillCommand(app, &report_body);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

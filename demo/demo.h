@@ -17,6 +17,8 @@ struct DemoOptions {
   bool keep = false;  // keep the work directory (cluster data, spool, logs)
   int rtt_ms = 0;     // round trip added by every Kafka broker (a cross-region link)
   std::string format = "text";
+  std::string
+      report_dir;  // gapcheck's reports; empty: <workdir>/report if kept, else a new /tmp dir
 };
 
 // Ok when every committed call reached the end of the pipeline. A lost call is a defect of the

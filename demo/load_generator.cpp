@@ -123,6 +123,7 @@ Result<LoadReport> RunLoad(const LoadOptions& options, const std::atomic<bool>& 
       open.push_back({created_id, "pending"});
       ++report.requests_created;
       if (ledger) ledger << created_id << "\n" << std::flush;
+      if (options.on_request_committed) options.on_request_committed(created_id);
     } else if (next == "completed" || next == "cancelled") {
       open.erase(open.begin() + static_cast<long>(pick));
     } else {

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "common/status.h"
@@ -18,6 +19,8 @@ struct LoadOptions {
   int64_t duration_ms = 60'000;  // 0: until stopped
   std::string ledger_path;       // appended: one committed request id per line; empty: none
   uint32_t seed = 0;             // 0: random
+  // Called after each acknowledged commit that created a request (drills keep commit times).
+  std::function<void(const std::string& request_id)> on_request_committed;
 };
 
 struct LoadReport {

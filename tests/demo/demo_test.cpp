@@ -3,25 +3,39 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <iterator>
 #include <set>
+#include <sstream>
 
+#include "tests/support/json_reader.h"
 #include "tests/support/test_env.h"
 
 namespace lifeline {
 namespace {
 
 TEST(DemoIntegration, RunsTheLocalPipelineAndLosesNothing) {
-  CommandResult r = testing::RunLifeline(
-      {"demo", "--duration", "10s", "--rate", "150", "--format", "json"}, "", 180'000);
+  testing::TempDir tmp;
+  CommandResult r = testing::RunLifeline({"demo", "--duration", "30s", "--rate", "150", "--format",
+                                          "json", "--report-dir", tmp.Sub("report")},
+                                         "", 300'000);
   ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
-  EXPECT_NE(r.stdout_text.find("\"calls_lost\":0,"), std::string::npos) << r.stdout_text;
-  EXPECT_NE(r.stdout_text.find("\"spool_verified\":true"), std::string::npos) << r.stdout_text;
-  EXPECT_NE(r.stdout_text.find("\"standby_equals_primary\":true"), std::string::npos)
-      << r.stdout_text;
-  EXPECT_NE(r.stdout_text.find("\"replay_exit_code\":0"), std::string::npos) << r.stdout_text;
-  size_t at = r.stdout_text.find("\"calls_committed\":");
-  ASSERT_NE(at, std::string::npos);
-  EXPECT_GT(std::stoi(r.stdout_text.substr(at + 18)), 100) << "the load hardly ran";
+  testing::JsonValue summary = testing::ParseJson(r.stdout_text);
+  EXPECT_EQ(summary["calls_lost"].AsInt(), 0) << r.stdout_text;
+  EXPECT_EQ(summary["lost_ids"].size(), 0u);
+  EXPECT_GT(summary["calls_committed"].AsInt(), 300) << "the load hardly ran";
+  EXPECT_TRUE(summary["spool_verified"].boolean);
+  EXPECT_TRUE(summary["standby_equals_primary"].boolean);
+  EXPECT_EQ(summary["replay_exit_code"].AsInt(), 0);
+  EXPECT_EQ(summary["capture_exit_code"].AsInt(), 0);
+  // gapcheck ran at the end, found nothing, and left its reports.
+  EXPECT_EQ(summary["gapcheck_stream_exit"].AsInt(), 0);
+  EXPECT_EQ(summary["gapcheck_rows_exit"].AsInt(), 0);
+  EXPECT_EQ(summary["report_dir"].AsString(), tmp.Sub("report"));
+  for (const char* name : {"stream", "rows", "buckets"}) {
+    std::ifstream html(tmp.Sub("report") + "/" + name + ".html");
+    std::string text((std::istreambuf_iterator<char>(html)), std::istreambuf_iterator<char>());
+    EXPECT_NE(text.find("<svg"), std::string::npos) << name;
+  }
 }
 
 TEST(DemoIntegration, LoadLedgerListsExactlyTheCommittedRequests) {
