@@ -10,6 +10,7 @@
 #include <chrono>
 #include <memory>
 #include <numeric>
+#include <set>
 #include <thread>
 
 #include "common/lsn.h"
@@ -108,9 +109,10 @@ class ContinuityCheck {
     if (options_.progress) options_.progress(report_.records, total);
   }
 
-  StreamReport Finish() {
+  // `trimmed`: partitions whose low watermark is above 0 (retention removed their oldest records).
+  StreamReport Finish(const std::set<int32_t>& trimmed = {}) {
     for (auto& [id, notes] : notes_) {
-      report_.sources.push_back(Judge(id, notes));
+      report_.sources.push_back(Judge(id, notes, trimmed));
       std::vector<RecordNote>().swap(notes);
     }
     return std::move(report_);
@@ -119,10 +121,24 @@ class ContinuityCheck {
   StreamReport& report() { return report_; }
 
  private:
-  static SourceContinuity Judge(const std::string& id, const std::vector<RecordNote>& notes) {
+  static SourceContinuity Judge(const std::string& id, const std::vector<RecordNote>& notes,
+                                const std::set<int32_t>& trimmed) {
     SourceContinuity out;
     out.source_id = id;
     if (notes.empty()) return out;
+    // Each partition holds a suffix of what it was given, so every seq from the highest first seq
+    // of a trimmed partition on is held by its partition unless it was lost.
+    if (!trimmed.empty()) {
+      std::map<int32_t, uint64_t> first_in_partition;
+      for (const RecordNote& n : notes) {
+        if (!trimmed.count(n.partition)) continue;
+        auto [it, fresh] = first_in_partition.emplace(n.partition, n.seq);
+        if (!fresh) it->second = std::min(it->second, n.seq);
+      }
+      for (const auto& [p, seq] : first_in_partition) {
+        out.retained_from_seq = std::max(out.retained_from_seq, seq);
+      }
+    }
     // Seq order; a stable sort keeps the copies of one seq in read order.
     std::vector<uint32_t> order(notes.size());
     std::iota(order.begin(), order.end(), 0u);
@@ -163,7 +179,12 @@ class ContinuityCheck {
       for (size_t i = a; i < b; ++i) hashes.push_back(notes[order[i]].hash);
 
       if (prev_first != nullptr && seq > prev_seq + 1) {
-        out.gaps.push_back(SeqGap{prev_seq + 1, seq - 1, MarkOf(*prev_first), MarkOf(first)});
+        // A hole ends at a held seq, so it lies wholly below or wholly above retained_from_seq.
+        if (seq <= out.retained_from_seq) {
+          out.missing_before_retained += seq - prev_seq - 1;
+        } else {
+          out.gaps.push_back(SeqGap{prev_seq + 1, seq - 1, MarkOf(*prev_first), MarkOf(first)});
+        }
       }
 
       // Each copy must link to some copy of seq - 1 (differing copies are already a finding).
@@ -389,6 +410,7 @@ Result<StreamReport> ScanKafka(const StreamScanOptions& options) {
   // Where each partition stands now: the scan reads up to these high watermarks and no further.
   uint64_t total = 0;
   std::map<int32_t, int64_t> next;  // partitions still to read: next offset expected
+  std::set<int32_t> trimmed;
   for (int32_t p = 0; p < partitions; ++p) {
     int64_t low = 0, high = 0;
     auto deadline = Clock::now() + timeout;
@@ -406,11 +428,12 @@ Result<StreamReport> ScanKafka(const StreamScanOptions& options) {
                                  "; check that the partition has a leader");
     }
     report.partitions[p] = PartitionSummary{low, high, 0};
+    if (low > 0) trimmed.insert(p);
     total += static_cast<uint64_t>(high - low);
     if (high > low) next[p] = low;
   }
   check.Progress(total);
-  if (next.empty()) return check.Finish();
+  if (next.empty()) return check.Finish(trimmed);
 
   {
     rd_kafka_topic_partition_list_t* list =
@@ -497,7 +520,7 @@ Result<StreamReport> ScanKafka(const StreamScanOptions& options) {
     }
   }
   check.Progress(total);
-  return check.Finish();
+  return check.Finish(trimmed);
 }
 
 }  // namespace

@@ -81,6 +81,11 @@ struct SourceContinuity {
   std::vector<Backwards> backwards;
   std::vector<ChainBreak> chain_breaks;
   std::vector<EventMark> resnapshots;  // RESNAPSHOT_MARKER events: windows to look at
+  // Kafka: a partition whose oldest records were removed (retention) holds this source only from
+  // its first seq there on, so below the highest such first seq, seqs may be absent without any
+  // fault. Holes below it are counted here, not listed as gaps. 0: no partition was trimmed.
+  uint64_t retained_from_seq = 0;
+  uint64_t missing_before_retained = 0;
 };
 
 struct PartitionSummary {

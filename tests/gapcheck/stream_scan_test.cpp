@@ -593,6 +593,38 @@ TEST_F(StreamScanKafkaIntegration, AGapAcrossThreePartitionsIsFound) {
   EXPECT_TRUE(s.backwards.empty() && s.chain_breaks.empty());
 }
 
+// devkafka keeps about 5 MB per partition and drops the oldest batches beyond it, as retention
+// does: each partition then starts at a different seq, which is not a gap.
+TEST_F(StreamScanKafkaIntegration, PartitionsTrimmedByRetentionLeaveNoFalseGaps) {
+  std::vector<std::string> values;
+  {
+    TempDir big;
+    auto spool = Spool::OpenForWrite(big.Sub("spool"));
+    ASSERT_TRUE(spool.ok()) << spool.status().ToString();
+    for (uint32_t xid = 1; xid <= 1500; ++xid) {
+      auto events = testing::SampleTransaction(xid, 4, 4000);
+      ASSERT_TRUE((*spool)->Append(events).ok());
+    }
+    auto all = (*spool)->Read(1, 1'000'000, size_t{1} << 30);
+    ASSERT_TRUE(all.ok()) << all.status().ToString();
+    for (const auto& r : *all) {
+      if (r.seq != 5900) values.push_back(r.bytes);  // one real hole near the end
+    }
+  }
+  auto report = Scan(Topic(values, 3));
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  for (const auto& [p, summary] : report->partitions) {
+    ASSERT_GT(summary.low, 0) << "partition " << p << " was not trimmed; the test needs it";
+  }
+  const auto& s = report->sources.at(0);
+  EXPECT_GT(s.retained_from_seq, s.first_seq);
+  EXPECT_GT(s.missing_before_retained, 0u);
+  ASSERT_EQ(s.gaps.size(), 1u) << "only the planted hole, none from retention";
+  EXPECT_EQ(s.gaps[0].from_seq, 5900u);
+  EXPECT_EQ(s.gaps[0].to_seq, 5900u);
+  EXPECT_TRUE(s.backwards.empty() && s.chain_breaks.empty() && s.duplicates.empty());
+}
+
 TEST_F(StreamScanKafkaIntegration, TwoSourcesInOneTopicAreCheckedApart) {
   auto other = ChainedRecords(tmp_.Sub("other"), 5, 2, "other_slot");
   std::vector<std::string> values;
