@@ -120,6 +120,17 @@ class ContinuityCheck {
 
   StreamReport& report() { return report_; }
 
+  // The highest seq read of each source.
+  std::map<std::string, uint64_t> HighestSeqs() const {
+    std::map<std::string, uint64_t> out;
+    for (const auto& [id, notes] : notes_) {
+      uint64_t top = 0;
+      for (const RecordNote& n : notes) top = std::max(top, n.seq);
+      out[id] = top;
+    }
+    return out;
+  }
+
  private:
   static SourceContinuity Judge(const std::string& id, const std::vector<RecordNote>& notes,
                                 const std::set<int32_t>& trimmed) {
@@ -407,7 +418,7 @@ Result<StreamReport> ScanKafka(const StreamScanOptions& options) {
                        std::to_string(partitions) +
                        (partitions == 1 ? " partition)" : " partitions)");
 
-  // Where each partition stands now: the scan reads up to these high watermarks and no further.
+  // Where each partition stands now: the first look reads up to these high watermarks.
   uint64_t total = 0;
   std::map<int32_t, int64_t> next;  // partitions still to read: next offset expected
   std::set<int32_t> trimmed;
@@ -435,88 +446,132 @@ Result<StreamReport> ScanKafka(const StreamScanOptions& options) {
   check.Progress(total);
   if (next.empty()) return check.Finish(trimmed);
 
-  {
+  // Reads each partition of `next` from its offset up to `stop` (or the broker's end, when
+  // records were removed meanwhile). Records a second look brings in are taken only if their seq
+  // is at most `cut` of their source. No progress for `timeout` is an error.
+  auto read_partitions = [&](std::map<int32_t, int64_t> next,
+                             const std::map<int32_t, int64_t>& stop,
+                             const std::map<std::string, uint64_t>* cut) -> Status {
     rd_kafka_topic_partition_list_t* list =
         rd_kafka_topic_partition_list_new(static_cast<int>(next.size()));
     for (const auto& [p, offset] : next) {
       rd_kafka_topic_partition_list_add(list, stream.topic.c_str(), p)->offset = offset;
     }
     rd_kafka_resp_err_t e = rd_kafka_assign(rk, list);
+    // Pausing outlives an assignment: undo the first look's pauses.
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR) rd_kafka_resume_partitions(rk, list);
     rd_kafka_topic_partition_list_destroy(list);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
       return Status::Unavailable("assigning the partitions of topic " + stream.topic + ": " +
                                  rd_kafka_err2str(e));
     }
-  }
-
-  // A partition is done once it reached its starting high watermark (or the broker says it is at
-  // its end, when records were removed meanwhile). No progress for `timeout` is an error.
-  auto finish_partition = [&](int32_t p) {
-    next.erase(p);
-    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(list, stream.topic.c_str(), p);
-    rd_kafka_pause_partitions(rk, list);
-    rd_kafka_topic_partition_list_destroy(list);
-  };
-  auto last_progress = Clock::now();
-  std::string last_error;
-  uint64_t since_progress = 0;
-  while (!next.empty()) {
-    if (Clock::now() - last_progress > timeout) {
-      std::string where;
-      for (const auto& [p, offset] : next) {
-        where += (where.empty() ? "" : ", ") + std::string("partition ") + std::to_string(p) +
-                 " at offset " + std::to_string(offset) + " of " +
-                 std::to_string(report.partitions[p].high);
+    auto finish_partition = [&](int32_t p) {
+      next.erase(p);
+      rd_kafka_topic_partition_list_t* one = rd_kafka_topic_partition_list_new(1);
+      rd_kafka_topic_partition_list_add(one, stream.topic.c_str(), p);
+      rd_kafka_pause_partitions(rk, one);
+      rd_kafka_topic_partition_list_destroy(one);
+    };
+    auto last_progress = Clock::now();
+    std::string last_error;
+    uint64_t since_progress = 0;
+    while (!next.empty()) {
+      if (Clock::now() - last_progress > timeout) {
+        std::string where;
+        for (const auto& [p, offset] : next) {
+          where += (where.empty() ? "" : ", ") + std::string("partition ") + std::to_string(p) +
+                   " at offset " + std::to_string(offset) + " of " + std::to_string(stop.at(p));
+        }
+        return Status::Unavailable("reading topic " + stream.topic + " from " +
+                                   stream.kafka_brokers + " stalled for " +
+                                   std::to_string(timeout.count() / 1000) + " s (" + where + ")" +
+                                   (last_error.empty() ? "" : "; last error: " + last_error) +
+                                   "; check that the brokers are up");
       }
-      return Status::Unavailable("reading topic " + stream.topic + " from " + stream.kafka_brokers +
-                                 " stalled for " + std::to_string(timeout.count() / 1000) + " s (" +
-                                 where + ")" +
-                                 (last_error.empty() ? "" : "; last error: " + last_error) +
-                                 "; check that the brokers are up");
-    }
-    rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 100);
-    if (m == nullptr) continue;
-    std::unique_ptr<rd_kafka_message_t, void (*)(rd_kafka_message_t*)> held(
-        m, rd_kafka_message_destroy);
-    const int32_t p = m->partition;
-    auto it = next.find(p);
-    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-      if (it != next.end()) finish_partition(p);
+      rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 100);
+      if (m == nullptr) continue;
+      std::unique_ptr<rd_kafka_message_t, void (*)(rd_kafka_message_t*)> held(
+          m, rd_kafka_message_destroy);
+      const int32_t p = m->partition;
+      auto it = next.find(p);
+      if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        if (it != next.end()) finish_partition(p);
+        last_progress = Clock::now();
+        continue;
+      }
+      if (m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+          m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
+        return Status::NotFound("reading topic " + stream.topic + " partition " +
+                                std::to_string(p) + ": " + rd_kafka_message_errstr(m));
+      }
+      if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        last_error = rd_kafka_message_errstr(m);
+        spdlog::debug("gapcheck: Kafka: {}", last_error);
+        continue;
+      }
+      if (it == next.end() || m->offset < it->second || m->offset >= stop.at(p)) continue;
       last_progress = Clock::now();
-      continue;
+      it->second = m->offset + 1;
+      PartitionSummary& summary = report.partitions[p];
+      StreamPosition pos{p, m->offset};
+      std::string_view bytes(static_cast<const char*>(m->payload), m->payload ? m->len : 0);
+      v1::ChangeEvent ev;
+      const bool decoded =
+          m->payload != nullptr && ev.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
+      const bool parsed = decoded && ev.seq() != 0;
+      if (cut != nullptr) {
+        summary.high = std::max(summary.high, m->offset + 1);
+        auto limit = parsed ? cut->find(SourceId(ev)) : cut->end();
+        if (limit != cut->end() && ev.seq() <= limit->second) {
+          summary.records += 1;
+          check.Add(pos, bytes, &ev, "");
+        }
+      } else {
+        summary.records += 1;
+        if (parsed) {
+          check.Add(pos, bytes, &ev, "");
+        } else if (m->payload == nullptr) {
+          check.Add(pos, bytes, nullptr,
+                    "the record has no value (a tombstone), not a ChangeEvent");
+        } else if (!decoded) {
+          check.Add(pos, bytes, nullptr,
+                    "the record is not a ChangeEvent (" + std::to_string(bytes.size()) + " bytes)");
+        } else {
+          check.Add(pos, bytes, nullptr, "the record carries no seq");
+        }
+        if (++since_progress >= kProgressEvery) {
+          since_progress = 0;
+          check.Progress(total);
+        }
+      }
+      if (it->second >= stop.at(p)) finish_partition(p);
     }
-    if (m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
-        m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
-      return Status::NotFound("reading topic " + stream.topic + " partition " + std::to_string(p) +
-                              ": " + rd_kafka_message_errstr(m));
+    return Status::Ok();
+  };
+
+  std::map<int32_t, int64_t> first_stop;
+  for (const auto& [p, summary] : report.partitions) first_stop[p] = summary.high;
+  LIFELINE_RETURN_IF_ERROR(read_partitions(next, first_stop, nullptr));
+
+  // A live producer writes partitions at slightly different moments, and the high watermarks were
+  // taken one after the other: a partition looked at early may not yet hold seqs that a later one
+  // is already past. A second look reads on where partitions grew, taking only seqs up to the
+  // highest each source had reached, so the report stands for one consistent cut of the stream.
+  if (partitions > 1) {
+    std::map<int32_t, int64_t> again, again_stop;
+    for (auto& [p, summary] : report.partitions) {
+      int64_t low = 0, high = 0;
+      if (rd_kafka_query_watermark_offsets(rk, stream.topic.c_str(), p, &low, &high,
+                                           static_cast<int>(timeout.count())) ==
+              RD_KAFKA_RESP_ERR_NO_ERROR &&
+          high > summary.high) {
+        again[p] = summary.high;
+        again_stop[p] = high;
+      }
     }
-    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      last_error = rd_kafka_message_errstr(m);
-      spdlog::debug("gapcheck: Kafka: {}", last_error);
-      continue;
-    }
-    if (it == next.end() || m->offset >= report.partitions[p].high) continue;
-    last_progress = Clock::now();
-    report.partitions[p].records += 1;
-    StreamPosition pos{p, m->offset};
-    std::string_view bytes(static_cast<const char*>(m->payload), m->payload ? m->len : 0);
-    v1::ChangeEvent ev;
-    if (m->payload == nullptr) {
-      check.Add(pos, bytes, nullptr, "the record has no value (a tombstone), not a ChangeEvent");
-    } else if (!ev.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-      check.Add(pos, bytes, nullptr,
-                "the record is not a ChangeEvent (" + std::to_string(bytes.size()) + " bytes)");
-    } else if (ev.seq() == 0) {
-      check.Add(pos, bytes, nullptr, "the record carries no seq");
-    } else {
-      check.Add(pos, bytes, &ev, "");
-    }
-    it->second = m->offset + 1;
-    if (it->second >= report.partitions[p].high) finish_partition(p);
-    if (++since_progress >= kProgressEvery) {
-      since_progress = 0;
-      check.Progress(total);
+    if (!again.empty()) {
+      std::map<std::string, uint64_t> cut = check.HighestSeqs();
+      LIFELINE_RETURN_IF_ERROR(read_partitions(again, again_stop, &cut));
     }
   }
   check.Progress(total);
