@@ -1,5 +1,6 @@
 // Row-level diff by primary key between primary and standby: segment counts and hash sums computed
-// in SQL on both sides at once, descending only into segments that differ, fetching only small ones.
+// in SQL on both sides at once, descending only into segments that differ, fetching only small
+// ones.
 #include "gapcheck/row_diff.h"
 
 #include <libpq-fe.h>
@@ -118,9 +119,9 @@ class Side {
     }
     txn_ = std::make_unique<pqxx::transaction<pqxx::repeatable_read, pqxx::read_only>>(*conn_);
     // Both sides must render every value identically for their row hashes to agree.
-    for (const char* set : {"SET TimeZone = 'UTC'", "SET DateStyle = 'ISO, MDY'",
-                            "SET extra_float_digits = 3", "SET IntervalStyle = 'postgres'",
-                            "SET bytea_output = 'hex'", "SET lc_monetary = 'C'"}) {
+    for (const char* set :
+         {"SET TimeZone = 'UTC'", "SET DateStyle = 'ISO, MDY'", "SET extra_float_digits = 3",
+          "SET IntervalStyle = 'postgres'", "SET bytea_output = 'hex'", "SET lc_monetary = 'C'"}) {
       txn_->exec(set);
     }
   }
@@ -340,11 +341,12 @@ TableShape RowDiff::Describe(Side& side) {
       "  WHERE i.indrelid = a.attrelid AND i.indisprimary AND k.attnum = a.attnum), -1), "
       "a.attcollation <> 0, "
       "CASE WHEN a.attcollation = 0 THEN '' "
-      "WHEN a.attcollation = 100 THEN (SELECT 'database default ' || d.datlocprovider || ' ' || "
+      "WHEN a.attcollation = 100 THEN (SELECT 'database default ' || d.datlocprovider::text || ' ' "
+      "|| "
       "  d.datcollate || coalesce(' ' || d.daticulocale, '') || ' version ' || "
       "  coalesce(pg_database_collation_actual_version(d.oid), 'none') FROM pg_database d "
       "  WHERE d.datname = current_database()) "
-      "ELSE (SELECT quote_ident(c.collname) || ' ' || c.collprovider || ' ' || "
+      "ELSE (SELECT quote_ident(c.collname) || ' ' || c.collprovider::text || ' ' || "
       "  coalesce(c.collcollate, c.colliculocale, '') || ' version ' || "
       "  coalesce(pg_collation_actual_version(c.oid), 'none') FROM pg_collation c "
       "  WHERE c.oid = a.attcollation) END "
@@ -377,9 +379,9 @@ Status RowDiff::CheckShapes(const TableShape& source, const TableShape& target) 
   for (const auto& k : target.key) target_key.push_back(k.name + " " + k.type);
   if (source_key != target_key) {
     return Status::InvalidArgument("the primary key of " + options_.table +
-                                   " differs between the sides: source (" +
-                                   JoinNames(source_key) + "), target (" +
-                                   JoinNames(target_key) + "); make the schemas match first");
+                                   " differs between the sides: source (" + JoinNames(source_key) +
+                                   "), target (" + JoinNames(target_key) +
+                                   "); make the schemas match first");
   }
   std::set<std::string> on_source, on_target;
   for (const auto& c : source.columns) on_source.insert(c.name);
@@ -415,7 +417,8 @@ std::string RowDiff::KeyExprList() const {
 
 std::string RowDiff::KeyTextList() const {
   std::string out;
-  for (const auto& k : shape_.key) out += (out.empty() ? "" : ", ") + ("t." + QuoteIdent(k.name)) + "::text";
+  for (const auto& k : shape_.key)
+    out += (out.empty() ? "" : ", ") + ("t." + QuoteIdent(k.name)) + "::text";
   return out;
 }
 
@@ -443,7 +446,8 @@ std::string RowDiff::RangeCondition(const Segment& s) const {
     if (s.hi) parts.push_back(KeyCompare("<", *s.hi));
   } else {
     parts.push_back(KeyCompare(">=", {RenderOrdinal(kind_, s.lo_num)}));
-    if (s.last_num < type_max_) parts.push_back(KeyCompare("<=", {RenderOrdinal(kind_, s.last_num)}));
+    if (s.last_num < type_max_)
+      parts.push_back(KeyCompare("<=", {RenderOrdinal(kind_, s.last_num)}));
   }
   std::string out;
   for (const auto& p : parts) out += (out.empty() ? "" : " AND ") + p;
@@ -493,8 +497,12 @@ Status RowDiff::TopBoundaries(Segment* root) {
     std::optional<U128> lo, last;
     std::mutex mu;
     Status st = Both([&](Side& side) {
-      pqxx::result r = side.Query("SELECT min(" + key_exprs_[0] + ")::text, max(" + key_exprs_[0] +
-                                  ")::text FROM " + shape_.qualified + " t" + WhereClause(*root));
+      // Both ends through the primary key (uuid has no min/max aggregate).
+      const std::string from = " FROM " + shape_.qualified + " t" + WhereClause(*root);
+      pqxx::result r =
+          side.Query("SELECT (SELECT " + key_exprs_[0] + "::text" + from + " ORDER BY " +
+                     key_exprs_[0] + " LIMIT 1), (SELECT " + key_exprs_[0] + "::text" + from +
+                     " ORDER BY " + key_exprs_[0] + " DESC LIMIT 1)");
       if (r[0][0].is_null()) return;
       const U128 a = ParseOrdinal(kind_, r[0][0].c_str());
       const U128 b = ParseOrdinal(kind_, r[0][1].c_str());
@@ -602,8 +610,8 @@ Status RowDiff::SplitRoot(const Segment& root, std::vector<Segment>* kids) {
       pqxx::result r = side.Query(
           "SELECT s.* FROM (SELECT " + KeyTextList() + ", row_number() OVER (ORDER BY " +
           KeyExprList() + ") AS rn, count(*) OVER () AS c FROM " + shape_.qualified + " t" +
-          sample + WhereClause(root) + ") s WHERE rn > 1 AND (rn - 1) % greatest(1, ceil(c / " +
-          n + "::numeric))::int8 = 0");
+          sample + WhereClause(root) + ") s WHERE rn > 1 AND (rn - 1) % greatest(1, ceil(c / " + n +
+          "::numeric))::int8 = 0");
       bounds[s].clear();
       for (const auto& row : r) ReadBound(row, 0, &bounds[s]);
     };
@@ -631,9 +639,9 @@ Status RowDiff::Checksum(std::vector<Segment>& parents,
       const size_t i = todo[j];
       sql += (sql.empty() ? "" : " UNION ALL ") +
              ("(SELECT " + std::to_string(j - from) + " AS p, " +
-              ChildSearch(children[i], 0, children[i].size() - 1) +
-              " AS s, count(*), sum(" + hash_expr_ + ")::text FROM " + shape_.qualified + " t" +
-              WhereClause(parents[i]) + " GROUP BY 2)");
+              ChildSearch(children[i], 0, children[i].size() - 1) + " AS s, count(*), sum(" +
+              hash_expr_ + ")::text FROM " + shape_.qualified + " t" + WhereClause(parents[i]) +
+              " GROUP BY 2)");
     }
     auto work = [&](Side& side) {
       const int s = Index(side);
@@ -657,7 +665,8 @@ Status RowDiff::Fetch(const std::vector<Segment>& segments) {
   while (from < segments.size()) {
     size_t to = from;
     int64_t rows = 0;
-    while (to < segments.size() && (to == from || rows + segments[to].MaxRows() <= kFetchBatchRows)) {
+    while (to < segments.size() &&
+           (to == from || rows + segments[to].MaxRows() <= kFetchBatchRows)) {
       rows += segments[to].MaxRows();
       ++to;
     }
@@ -707,7 +716,8 @@ Status RowDiff::Fetch(const std::vector<Segment>& segments) {
         }
       }
       for (const auto& [key, row] : seen[1][j]) {
-        if (seen[0][j].count(key) == 0) extra_.push_back(Found{path, row.rank, RowDifference{key, {}}});
+        if (seen[0][j].count(key) == 0)
+          extra_.push_back(Found{path, row.rank, RowDifference{key, {}}});
       }
     }
     LIFELINE_RETURN_IF_ERROR(CompareRows(changed_at, changed));
@@ -785,9 +795,7 @@ Status RowDiff::Run(RowDiffReport* report) {
   LIFELINE_RETURN_IF_ERROR(Both([](Side& side) { side.Connect(); }));
 
   TableShape shapes[2];
-  LIFELINE_RETURN_IF_ERROR(Both([&](Side& side) {
-    shapes[Index(side)] = Describe(side);
-  }));
+  LIFELINE_RETURN_IF_ERROR(Both([&](Side& side) { shapes[Index(side)] = Describe(side); }));
   LIFELINE_RETURN_IF_ERROR(CheckShapes(shapes[0], shapes[1]));
   shape_ = shapes[0];
   for (int i = 0; i < 2; ++i) {
@@ -806,9 +814,11 @@ Status RowDiff::Run(RowDiffReport* report) {
     const std::string& other = shapes[1].key[k].collation;
     if (sk.collatable && sk.collation != other) {
       e += " COLLATE \"C\"";
-      notes_.push_back("key column " + sk.name + " compared in byte order (COLLATE \"C\"): its "
-                       "collation differs between the sides (source " + sk.collation +
-                       ", target " + other + "), so key ranges cannot use the primary key index");
+      notes_.push_back("key column " + sk.name +
+                       " compared in byte order (COLLATE \"C\"): its "
+                       "collation differs between the sides (source " +
+                       sk.collation + ", target " + other +
+                       "), so key ranges cannot use the primary key index");
     }
     key_exprs_.push_back(e);
   }
@@ -817,9 +827,8 @@ Status RowDiff::Run(RowDiffReport* report) {
     row += (c == 0 ? "t." : ", t.") + QuoteIdent(shape_.columns[c].name);
   }
   row += ")::text";
-  hash_expr_ = options_.row_hash == "md5"
-                   ? "('x' || left(md5(" + row + "), 16))::bit(64)::int8"
-                   : "hashtextextended((" + row + ") COLLATE \"C\", 0)";
+  hash_expr_ = options_.row_hash == "md5" ? "('x' || left(md5(" + row + "), 16))::bit(64)::int8"
+                                          : "hashtextextended((" + row + ") COLLATE \"C\", 0)";
 
   if (!options_.where.empty()) {
     LIFELINE_RETURN_IF_ERROR(Both([&](Side& side) { ValidateWhere(side); }));
@@ -911,7 +920,8 @@ Status RowDiff::Run(RowDiffReport* report) {
         report->segments.push_back(summary);
       }
     }
-    if (options_.progress) options_.progress(level, compared, static_cast<int64_t>(differing.size()));
+    if (options_.progress)
+      options_.progress(level, compared, static_cast<int64_t>(differing.size()));
     if (differing.empty()) break;
   }
 

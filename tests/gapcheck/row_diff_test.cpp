@@ -35,7 +35,8 @@ std::string LoadReferenceRows(int rows) {
          "(ARRAY['pending','assigned','en_route','completed','cancelled'])[1 + i % 5]"
          "::emergency_status, "
          "CASE WHEN i % 3 = 0 THEN md5('t' || i % 50)::uuid END, "
-         "jsonb_build_object('seq', i, 'note', 'left rear ' || i, 'tags', jsonb_build_array(i % 7)), "
+         "jsonb_build_object('seq', i, 'note', 'left rear ' || i, 'tags', jsonb_build_array(i % "
+         "7)), "
          "timestamptz '2024-03-01 00:00:00+00' + i * interval '1.000001 second', "
          "timestamptz '2024-03-01 00:05:00+00' + i * interval '1 second', "
          "CASE WHEN i % 5 = 3 THEN timestamptz '2024-03-02 00:00:00+00' + i * interval '1 second' "
@@ -94,7 +95,9 @@ class RowDiffIntegrationTest : public ::testing::Test {
     Sql(target_, sql);
     cleanup_.push_back(undo);
   }
-  static std::string Id(int i) { return Sql(source_, "SELECT md5('r' || " + std::to_string(i) + ")::uuid"); }
+  static std::string Id(int i) {
+    return Sql(source_, "SELECT md5('r' || " + std::to_string(i) + ")::uuid");
+  }
 
   RowDiffOptions Options(const std::string& table = "public.emergency_requests") const {
     RowDiffOptions o;
@@ -186,8 +189,9 @@ TEST_F(RowDiffIntegrationTest, DeletedRowIsMissing) {
 }
 
 TEST_F(RowDiffIntegrationTest, ExtraRowOnTheStandby) {
-  OnTarget("INSERT INTO emergency_requests (id, customer_name, phone_number) VALUES "
-           "('00000000-0000-4000-8000-000000000001', 'Extra', '1')");
+  OnTarget(
+      "INSERT INTO emergency_requests (id, customer_name, phone_number) VALUES "
+      "('00000000-0000-4000-8000-000000000001', 'Extra', '1')");
   RowDiffReport r = Diff(Options());
   EXPECT_TRUE(r.missing.empty());
   EXPECT_EQ(Keys(r.extra), std::vector<std::string>{"00000000-0000-4000-8000-000000000001"});
@@ -195,8 +199,9 @@ TEST_F(RowDiffIntegrationTest, ExtraRowOnTheStandby) {
 }
 
 TEST_F(RowDiffIntegrationTest, ChangedColumnsAreNamed) {
-  OnTarget("UPDATE emergency_requests SET status = 'cancelled', technician_id = NULL "
-           "WHERE id = md5('r' || 1200)::uuid");  // 1200 % 5 = 0: pending; % 3 = 0: technician
+  OnTarget(
+      "UPDATE emergency_requests SET status = 'cancelled', technician_id = NULL "
+      "WHERE id = md5('r' || 1200)::uuid");  // 1200 % 5 = 0: pending; % 3 = 0: technician
   RowDiffReport r = Diff(Options());
   EXPECT_TRUE(r.missing.empty());
   EXPECT_TRUE(r.extra.empty());
@@ -215,8 +220,9 @@ TEST_F(RowDiffIntegrationTest, NullAgainstEmptyString) {
 }
 
 TEST_F(RowDiffIntegrationTest, TimestampOneMicrosecondApart) {
-  OnTarget("UPDATE emergency_requests SET updated_at = updated_at + interval '1 microsecond' "
-           "WHERE id = md5('r' || 77777)::uuid");
+  OnTarget(
+      "UPDATE emergency_requests SET updated_at = updated_at + interval '1 microsecond' "
+      "WHERE id = md5('r' || 77777)::uuid");
   RowDiffReport r = Diff(Options());
   auto changed = Changed(r);
   ASSERT_EQ(changed.size(), 1u);
@@ -225,8 +231,9 @@ TEST_F(RowDiffIntegrationTest, TimestampOneMicrosecondApart) {
 }
 
 TEST_F(RowDiffIntegrationTest, ChangedJsonb) {
-  OnTarget("UPDATE emergency_requests SET notes = jsonb_set(notes, '{tags,0}', '99') "
-           "WHERE id = md5('r' || 31337)::uuid");
+  OnTarget(
+      "UPDATE emergency_requests SET notes = jsonb_set(notes, '{tags,0}', '99') "
+      "WHERE id = md5('r' || 31337)::uuid");
   RowDiffReport r = Diff(Options());
   auto changed = Changed(r);
   ASSERT_EQ(changed.size(), 1u);
@@ -266,9 +273,11 @@ TEST_F(RowDiffIntegrationTest, EveryKindTogether) {
   RowDiffReport r = Diff(o);
   EXPECT_EQ(Keys(r.missing), Sorted({Id(500), Id(99999)}));
   EXPECT_EQ(Keys(r.extra), std::vector<std::string>{"ffffffff-ffff-4fff-bfff-ffffffffffff"});
-  std::map<std::string, std::vector<std::string>> expected = {
-      {Id(1200), {"status"}},    {Id(970), {"location_address"}}, {Id(8), {"completed_at"}},
-      {Id(31337), {"notes"}},    {Id(4242), {"customer_name"}}};
+  std::map<std::string, std::vector<std::string>> expected = {{Id(1200), {"status"}},
+                                                              {Id(970), {"location_address"}},
+                                                              {Id(8), {"completed_at"}},
+                                                              {Id(31337), {"notes"}},
+                                                              {Id(4242), {"customer_name"}}};
   EXPECT_EQ(Changed(r), expected);
   EXPECT_EQ(SegmentDifferences(r), 8);
   EXPECT_EQ(static_cast<int>(compared.size()), r.levels);
@@ -277,8 +286,9 @@ TEST_F(RowDiffIntegrationTest, EveryKindTogether) {
 }
 
 TEST_F(RowDiffIntegrationTest, WhereLimitsBothSides) {
-  OnTarget("DELETE FROM emergency_requests WHERE id IN (md5('r' || 10)::uuid, "
-           "md5('r' || 90000)::uuid)");
+  OnTarget(
+      "DELETE FROM emergency_requests WHERE id IN (md5('r' || 10)::uuid, "
+      "md5('r' || 90000)::uuid)");
   RowDiffOptions o = Options();
   o.where = "created_at < timestamptz '2024-03-01 00:00:00+00' + interval '1000 seconds'";
   RowDiffReport r = Diff(o);
@@ -288,9 +298,10 @@ TEST_F(RowDiffIntegrationTest, WhereLimitsBothSides) {
 }
 
 TEST_F(RowDiffIntegrationTest, Md5RowHashFindsTheSame) {
-  OnTarget("UPDATE emergency_requests SET updated_at = updated_at + interval '1 microsecond' "
-           "WHERE id = md5('r' || 600)::uuid; DELETE FROM emergency_requests "
-           "WHERE id = md5('r' || 601)::uuid");
+  OnTarget(
+      "UPDATE emergency_requests SET updated_at = updated_at + interval '1 microsecond' "
+      "WHERE id = md5('r' || 600)::uuid; DELETE FROM emergency_requests "
+      "WHERE id = md5('r' || 601)::uuid");
   RowDiffOptions o = Options();
   o.row_hash = "md5";
   RowDiffReport r = Diff(o);
@@ -300,13 +311,15 @@ TEST_F(RowDiffIntegrationTest, Md5RowHashFindsTheSame) {
 }
 
 TEST_F(RowDiffIntegrationTest, UuidKeyAtTheEndsOfItsRange) {
-  OnBoth("CREATE TABLE uuid_keyed (id uuid PRIMARY KEY, v int); "
-         "INSERT INTO uuid_keyed SELECT md5('u' || i)::uuid, i FROM generate_series(1, 20000) i; "
-         "INSERT INTO uuid_keyed VALUES ('00000000-0000-0000-0000-000000000000', -1), "
-         "('ffffffff-ffff-ffff-ffff-ffffffffffff', -2)",
-         "DROP TABLE IF EXISTS uuid_keyed");
-  Sql(target_, "UPDATE uuid_keyed SET v = 0 WHERE v = -2; DELETE FROM uuid_keyed WHERE v = -1; "
-               "UPDATE uuid_keyed SET v = v + 1 WHERE id = md5('u' || 777)::uuid");
+  OnBoth(
+      "CREATE TABLE uuid_keyed (id uuid PRIMARY KEY, v int); "
+      "INSERT INTO uuid_keyed SELECT md5('u' || i)::uuid, i FROM generate_series(1, 20000) i; "
+      "INSERT INTO uuid_keyed VALUES ('00000000-0000-0000-0000-000000000000', -1), "
+      "('ffffffff-ffff-ffff-ffff-ffffffffffff', -2)",
+      "DROP TABLE IF EXISTS uuid_keyed");
+  Sql(target_,
+      "UPDATE uuid_keyed SET v = 0 WHERE v = -2; DELETE FROM uuid_keyed WHERE v = -1; "
+      "UPDATE uuid_keyed SET v = v + 1 WHERE id = md5('u' || 777)::uuid");
   RowDiffOptions o = Options("uuid_keyed");
   o.segments_per_level = 4;
   o.fetch_below_rows = 8;
@@ -321,22 +334,24 @@ TEST_F(RowDiffIntegrationTest, UuidKeyAtTheEndsOfItsRange) {
 }
 
 TEST_F(RowDiffIntegrationTest, BigintKeyAtTheEndsOfItsRange) {
-  OnBoth("CREATE TABLE big_keyed (id bigint PRIMARY KEY, v text); "
-         "INSERT INTO big_keyed SELECT i * 7919, 'v' || i FROM generate_series(-5000, 5000) i; "
-         "INSERT INTO big_keyed VALUES (-9223372036854775808, 'min'), "
-         "(9223372036854775807, 'max')",
-         "DROP TABLE IF EXISTS big_keyed");
-  Sql(target_, "DELETE FROM big_keyed WHERE v IN ('max', 'v17'); "
-               "INSERT INTO big_keyed VALUES (1, 'one'); "
-               "UPDATE big_keyed SET v = 'MIN' WHERE v = 'min'");
+  OnBoth(
+      "CREATE TABLE big_keyed (id bigint PRIMARY KEY, v text); "
+      "INSERT INTO big_keyed SELECT i * 7919, 'v' || i FROM generate_series(-5000, 5000) i; "
+      "INSERT INTO big_keyed VALUES (-9223372036854775808, 'min'), "
+      "(9223372036854775807, 'max')",
+      "DROP TABLE IF EXISTS big_keyed");
+  Sql(target_,
+      "DELETE FROM big_keyed WHERE v IN ('max', 'v17'); "
+      "INSERT INTO big_keyed VALUES (1, 'one'); "
+      "UPDATE big_keyed SET v = 'MIN' WHERE v = 'min'");
   RowDiffOptions o = Options("big_keyed");
   o.segments_per_level = 3;
   o.fetch_below_rows = 4;
   RowDiffReport r = Diff(o);
   EXPECT_EQ(Keys(r.missing), Sorted({"9223372036854775807", std::to_string(17 * 7919)}));
   EXPECT_EQ(Keys(r.extra), std::vector<std::string>{"1"});
-  EXPECT_EQ(Changed(r), (std::map<std::string, std::vector<std::string>>{
-                            {"-9223372036854775808", {"v"}}}));
+  EXPECT_EQ(Changed(r),
+            (std::map<std::string, std::vector<std::string>>{{"-9223372036854775808", {"v"}}}));
 }
 
 TEST_F(RowDiffIntegrationTest, TextKeyWithIcuCollation) {
@@ -346,9 +361,10 @@ TEST_F(RowDiffIntegrationTest, TextKeyWithIcuCollation) {
       "INSERT INTO words SELECT (ARRAY['apple','Apple','ápple','Zebra','zebra','éclair'])"
       "[1 + i % 6] || ' ' || (i / 6), i FROM generate_series(0, 29999) i";
   OnBoth(create, "DROP TABLE IF EXISTS words");
-  Sql(target_, "DELETE FROM words WHERE w IN ('Apple 10', 'éclair 4000'); "
-               "INSERT INTO words VALUES ('Ápple 10', -1); "
-               "UPDATE words SET n = -n WHERE w = 'zebra 2500'");
+  Sql(target_,
+      "DELETE FROM words WHERE w IN ('Apple 10', 'éclair 4000'); "
+      "INSERT INTO words VALUES ('Ápple 10', -1); "
+      "UPDATE words SET n = -n WHERE w = 'zebra 2500'");
   for (int segments : {32, 3}) {
     RowDiffOptions o = Options("words");
     o.segments_per_level = segments;
@@ -371,7 +387,8 @@ TEST_F(RowDiffIntegrationTest, KeyCollationDifferingBetweenSidesIsComparedInByte
       "INSERT INTO words2 SELECT (ARRAY['b','B','a','A','é','e'])[1 + i % 6] || (i / 6), i "
       "FROM generate_series(0, 11999) i";
   Sql(source_, load);
-  Sql(target_, load + "; DELETE FROM words2 WHERE w = 'B7'; UPDATE words2 SET n = 0 WHERE w = 'é9'");
+  Sql(target_,
+      load + "; DELETE FROM words2 WHERE w = 'B7'; UPDATE words2 SET n = 0 WHERE w = 'é9'");
   RowDiffOptions o = Options("words2");
   o.segments_per_level = 5;
   o.fetch_below_rows = 16;
@@ -384,29 +401,33 @@ TEST_F(RowDiffIntegrationTest, KeyCollationDifferingBetweenSidesIsComparedInByte
 }
 
 TEST_F(RowDiffIntegrationTest, CompositeKey) {
-  OnBoth("CREATE TABLE visits (region text, day date, n int, note text, "
-         "PRIMARY KEY (region, day, n)); "
-         "INSERT INTO visits SELECT 'region ' || (i % 40), date '2024-01-01' + (i / 400), i % 400, "
-         "'note ' || i FROM generate_series(0, 39999) i",
-         "DROP TABLE IF EXISTS visits");
-  Sql(target_, "DELETE FROM visits WHERE region = 'region 7' AND day = '2024-01-05' AND n = 7; "
-               "UPDATE visits SET note = NULL WHERE region = 'region 39' AND n = 399 "
-               "AND day = '2024-01-10'; "
-               "INSERT INTO visits VALUES ('region 7', '2024-01-05', 1000, 'extra')");
+  OnBoth(
+      "CREATE TABLE visits (region text, day date, n int, note text, "
+      "PRIMARY KEY (region, day, n)); "
+      "INSERT INTO visits SELECT 'region ' || (i % 40), date '2024-01-01' + (i / 400), i % 400, "
+      "'note ' || i FROM generate_series(0, 39999) i",
+      "DROP TABLE IF EXISTS visits");
+  Sql(target_,
+      "DELETE FROM visits WHERE region = 'region 7' AND day = '2024-01-05' AND n = 7; "
+      "UPDATE visits SET note = NULL WHERE region = 'region 39' AND n = 399 "
+      "AND day = '2024-01-10'; "
+      "INSERT INTO visits VALUES ('region 7', '2024-01-05', 1000, 'extra')");
   RowDiffOptions o = Options("visits");
   RowDiffReport r = Diff(o);
   EXPECT_EQ(r.key_columns, (std::vector<std::string>{"region", "day", "n"}));
   EXPECT_EQ(Keys(r.missing), std::vector<std::string>{"region 7|2024-01-05|7"});
   EXPECT_EQ(Keys(r.extra), std::vector<std::string>{"region 7|2024-01-05|1000"});
-  EXPECT_EQ(Changed(r), (std::map<std::string, std::vector<std::string>>{
-                            {"region 39|2024-01-10|399", {"note"}}}));
+  EXPECT_EQ(
+      Changed(r),
+      (std::map<std::string, std::vector<std::string>>{{"region 39|2024-01-10|399", {"note"}}}));
   EXPECT_GT(r.levels, 1);
 }
 
 TEST_F(RowDiffIntegrationTest, EmptyTargetListsEveryRowMissing) {
-  OnBoth("CREATE TABLE small_keyed (id int PRIMARY KEY, v text); "
-         "INSERT INTO small_keyed SELECT i, 'v' || i FROM generate_series(1, 3000) i",
-         "DROP TABLE IF EXISTS small_keyed");
+  OnBoth(
+      "CREATE TABLE small_keyed (id int PRIMARY KEY, v text); "
+      "INSERT INTO small_keyed SELECT i, 'v' || i FROM generate_series(1, 3000) i",
+      "DROP TABLE IF EXISTS small_keyed");
   Sql(target_, "TRUNCATE small_keyed");
   RowDiffReport r = Diff(Options("small_keyed"));
   EXPECT_EQ(r.missing.size(), 3000u);
@@ -452,8 +473,9 @@ TEST_F(RowDiffIntegrationTest, ColumnsOrKeyDifferingBetweenSides) {
   EXPECT_NE(r.status().message().find("only on the target: added_later"), std::string::npos)
       << r.status().ToString();
 
-  Sql(target_, "ALTER TABLE drifted DROP COLUMN added_later; ALTER TABLE drifted DROP CONSTRAINT "
-               "drifted_pkey; ALTER TABLE drifted ADD PRIMARY KEY (id, a)");
+  Sql(target_,
+      "ALTER TABLE drifted DROP COLUMN added_later; ALTER TABLE drifted DROP CONSTRAINT "
+      "drifted_pkey; ALTER TABLE drifted ADD PRIMARY KEY (id, a)");
   r = DiffRows(Options("drifted"));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
