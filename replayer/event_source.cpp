@@ -7,6 +7,8 @@
 #include <deque>
 #include <thread>
 
+#include "common/event_format.h"
+#include "common/lsn.h"
 #include "common/spool.h"
 
 namespace lifeline::replayer {
@@ -58,6 +60,7 @@ class SpoolSource : public EventSource {
     SpoolRecord rec = std::move(buffer_.front());
     buffer_.pop_front();
     next_ = rec.seq + 1;
+    ++records_read_;
     RecordPosition pos;
     pos.offset = static_cast<int64_t>(rec.seq);
     return std::optional<SourcedEvent>(Parse(pos, std::move(rec.bytes)));
@@ -67,17 +70,85 @@ class SpoolSource : public EventSource {
     return {{-1, static_cast<int64_t>(next_)}};
   }
   std::string topic() const override { return ""; }
+  uint64_t records_read() const override { return records_read_; }
 
  private:
   std::unique_ptr<Spool> spool_;
   std::string dir_;
   uint64_t next_;
+  uint64_t records_read_ = 0;
   std::deque<SpoolRecord> buffer_;
 };
 
 struct KafkaConfDeleter {
   void operator()(rd_kafka_conf_t* c) const { rd_kafka_conf_destroy(c); }
 };
+
+// A consumer for manual assignment: positions live in the target database, not in consumer-group
+// commits. `overrides` come after the user's --kafka-property settings.
+Result<rd_kafka_t*> NewConsumer(const KafkaSourceOptions& o,
+                                const std::vector<std::pair<std::string, std::string>>& overrides) {
+  std::unique_ptr<rd_kafka_conf_t, KafkaConfDeleter> conf(rd_kafka_conf_new());
+  char err[512];
+  auto set = [&](const std::string& k, const std::string& v, bool user) -> Status {
+    if (rd_kafka_conf_set(conf.get(), k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
+      return Status::InvalidArgument("Kafka property '" + k + "': " + err +
+                                     (user ? "; fix or remove this --kafka-property" : ""));
+    }
+    return Status::Ok();
+  };
+  LIFELINE_RETURN_IF_ERROR(set("bootstrap.servers", o.brokers, false));
+  LIFELINE_RETURN_IF_ERROR(set("group.id", "lifeline-replayer", false));
+  LIFELINE_RETURN_IF_ERROR(set("enable.auto.commit", "false", false));
+  LIFELINE_RETURN_IF_ERROR(set("enable.auto.offset.store", "false", false));
+  LIFELINE_RETURN_IF_ERROR(set("enable.partition.eof", "true", false));
+  LIFELINE_RETURN_IF_ERROR(set("auto.offset.reset", "earliest", false));
+  LIFELINE_RETURN_IF_ERROR(set("client.id", "lifeline-replayer", false));
+  // Lag is what the replayer is judged on: do not let an idle partition hold a fetch long.
+  LIFELINE_RETURN_IF_ERROR(set("fetch.wait.max.ms", "10", false));
+  for (const auto& kv : o.properties) {
+    size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return Status::InvalidArgument("malformed --kafka-property '" + kv.substr(0, eq) +
+                                     "': expected key=value");
+    }
+    LIFELINE_RETURN_IF_ERROR(set(kv.substr(0, eq), kv.substr(eq + 1), true));
+  }
+  for (const auto& [k, v] : overrides) LIFELINE_RETURN_IF_ERROR(set(k, v, false));
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), err, sizeof err);
+  if (rk == nullptr) return Status::InvalidArgument(std::string("Kafka consumer: ") + err);
+  conf.release();
+  rd_kafka_poll_set_consumer(rk);
+  return rk;
+}
+
+// Partitions of the topic from metadata; a missing topic is an error naming it.
+Result<int> PartitionCount(rd_kafka_t* rk, const KafkaSourceOptions& o) {
+  int partitions = 0;
+  std::string last;
+  for (int attempt = 0; attempt < 20 && partitions == 0; ++attempt) {
+    rd_kafka_topic_t* t = rd_kafka_topic_new(rk, o.topic.c_str(), nullptr);
+    const rd_kafka_metadata_t* md = nullptr;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, t, &md, 5000);
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1) {
+      e = md->topics[0].err;
+      if (e == RD_KAFKA_RESP_ERR_NO_ERROR) partitions = md->topics[0].partition_cnt;
+    }
+    if (md != nullptr) rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(t);
+    last = rd_kafka_err2name(e);
+    if (e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+      return Status::NotFound("topic " + o.topic + " does not exist on " + o.brokers +
+                              "; check --topic");
+    }
+    if (partitions == 0) std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  if (partitions == 0) {
+    return Status::Unavailable("cannot read the metadata of topic " + o.topic + " from " +
+                               o.brokers + ": " + last);
+  }
+  return partitions;
+}
 
 class KafkaSource : public EventSource {
  public:
@@ -91,63 +162,8 @@ class KafkaSource : public EventSource {
   Status Open(const KafkaSourceOptions& o) {
     options_ = o;
     expected_ = o.next_seq == 0 ? 1 : o.next_seq;
-    std::unique_ptr<rd_kafka_conf_t, KafkaConfDeleter> conf(rd_kafka_conf_new());
-    char err[512];
-    auto set = [&](const std::string& k, const std::string& v, bool user) -> Status {
-      if (rd_kafka_conf_set(conf.get(), k.c_str(), v.c_str(), err, sizeof err) !=
-          RD_KAFKA_CONF_OK) {
-        return Status::InvalidArgument("Kafka property '" + k + "': " + err +
-                                       (user ? "; fix or remove this --kafka-property" : ""));
-      }
-      return Status::Ok();
-    };
-    LIFELINE_RETURN_IF_ERROR(set("bootstrap.servers", o.brokers, false));
-    // Positions live in the target database, not in consumer-group commits.
-    LIFELINE_RETURN_IF_ERROR(set("group.id", "lifeline-replayer", false));
-    LIFELINE_RETURN_IF_ERROR(set("enable.auto.commit", "false", false));
-    LIFELINE_RETURN_IF_ERROR(set("enable.auto.offset.store", "false", false));
-    LIFELINE_RETURN_IF_ERROR(set("enable.partition.eof", "true", false));
-    LIFELINE_RETURN_IF_ERROR(set("auto.offset.reset", "earliest", false));
-    LIFELINE_RETURN_IF_ERROR(set("client.id", "lifeline-replayer", false));
-    // Lag is what the replayer is judged on: do not let an idle partition hold a fetch long.
-    LIFELINE_RETURN_IF_ERROR(set("fetch.wait.max.ms", "10", false));
-    for (const auto& kv : o.properties) {
-      size_t eq = kv.find('=');
-      if (eq == std::string::npos || eq == 0) {
-        return Status::InvalidArgument("malformed --kafka-property '" + kv.substr(0, eq) +
-                                       "': expected key=value");
-      }
-      LIFELINE_RETURN_IF_ERROR(set(kv.substr(0, eq), kv.substr(eq + 1), true));
-    }
-    rk_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), err, sizeof err);
-    if (rk_ == nullptr) return Status::InvalidArgument(std::string("Kafka consumer: ") + err);
-    conf.release();
-    rd_kafka_poll_set_consumer(rk_);
-
-    // Partitions from metadata; a missing topic is an error naming it.
-    int partitions = 0;
-    std::string last;
-    for (int attempt = 0; attempt < 20 && partitions == 0; ++attempt) {
-      rd_kafka_topic_t* t = rd_kafka_topic_new(rk_, o.topic.c_str(), nullptr);
-      const rd_kafka_metadata_t* md = nullptr;
-      rd_kafka_resp_err_t e = rd_kafka_metadata(rk_, 0, t, &md, 5000);
-      if (e == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1) {
-        e = md->topics[0].err;
-        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) partitions = md->topics[0].partition_cnt;
-      }
-      if (md != nullptr) rd_kafka_metadata_destroy(md);
-      rd_kafka_topic_destroy(t);
-      last = rd_kafka_err2name(e);
-      if (e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
-        return Status::NotFound("topic " + o.topic + " does not exist on " + o.brokers +
-                                "; check --topic");
-      }
-      if (partitions == 0) std::this_thread::sleep_for(std::chrono::milliseconds(500));
-    }
-    if (partitions == 0) {
-      return Status::Unavailable("cannot read the metadata of topic " + o.topic + " from " +
-                                 o.brokers + ": " + last);
-    }
+    LIFELINE_ASSIGN_OR_RETURN(rk_, NewConsumer(o, {}));
+    LIFELINE_ASSIGN_OR_RETURN(int partitions, PartitionCount(rk_, o));
     rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(partitions);
     for (int32_t p = 0; p < partitions; ++p) {
       auto it = o.start_offsets.find(p);
@@ -192,6 +208,7 @@ class KafkaSource : public EventSource {
         RecordPosition pos{options_.topic, m->partition, m->offset};
         std::string raw(static_cast<const char*>(m->payload), m->len);
         consumed_[m->partition] = m->offset + 1;
+        ++records_read_;
         queues_[m->partition].push_back(Parse(pos, std::move(raw)));
       }
       rd_kafka_message_destroy(m);
@@ -206,6 +223,7 @@ class KafkaSource : public EventSource {
     return out;
   }
   std::string topic() const override { return options_.topic; }
+  uint64_t records_read() const override { return records_read_; }
 
  private:
   // The next record in seq order, if it can be decided now.
@@ -250,11 +268,260 @@ class KafkaSource : public EventSource {
   std::map<int32_t, bool> eof_;
   std::map<int32_t, int64_t> consumed_;
   uint64_t expected_ = 1;
+  uint64_t records_read_ = 0;
   uint64_t waiting_for_ = 0;
   std::chrono::steady_clock::time_point waiting_since_;
 };
 
+// Reads single records at given offsets of a topic, for the survey: a consumer assigned to one
+// partition at a time, fetching little, since each probe wants one record.
+class OffsetReader {
+ public:
+  using Found = std::optional<std::pair<int64_t, v1::ChangeEvent>>;  // offset, event
+
+  ~OffsetReader() {
+    if (rk_ != nullptr) {
+      rd_kafka_consumer_close(rk_);
+      rd_kafka_destroy(rk_);
+    }
+  }
+
+  Status Open(const KafkaSourceOptions& o) {
+    options_ = o;
+    LIFELINE_ASSIGN_OR_RETURN(rk_, NewConsumer(o, {{"max.partition.fetch.bytes", "65536"},
+                                                   {"queued.min.messages", "1"}}));
+    LIFELINE_ASSIGN_OR_RETURN(partitions_, PartitionCount(rk_, o));
+    return Status::Ok();
+  }
+  int partitions() const { return partitions_; }
+  uint64_t records_read() const { return records_read_; }
+
+  // [low, high) of a partition.
+  Result<std::pair<int64_t, int64_t>> Watermarks(int32_t p) {
+    int64_t low = 0, high = 0;
+    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (int attempt = 0; attempt < 10; ++attempt) {
+      e = rd_kafka_query_watermark_offsets(rk_, options_.topic.c_str(), p, &low, &high, 5000);
+      if (e == RD_KAFKA_RESP_ERR_NO_ERROR) return std::make_pair(low, high);
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    }
+    return Status::Unavailable("cannot read the offsets of " + options_.topic + " partition " +
+                               std::to_string(p) + " from " + options_.brokers + ": " +
+                               rd_kafka_err2name(e));
+  }
+
+  // The broker's offsets-for-times answer per partition for `ts_ms` (the end offset where it
+  // holds nothing that late); empty when the broker gives no answer.
+  std::map<int32_t, int64_t> OffsetsForTimes(int64_t ts_ms) {
+    std::map<int32_t, int64_t> out;
+    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(partitions_);
+    for (int32_t p = 0; p < partitions_; ++p) {
+      rd_kafka_topic_partition_list_add(list, options_.topic.c_str(), p)->offset = ts_ms;
+    }
+    rd_kafka_resp_err_t e = rd_kafka_offsets_for_times(rk_, list, 10'000);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      spdlog::info("replay: the broker gave no offsets-for-times answer ({}); searching offsets",
+                   rd_kafka_err2name(e));
+    } else {
+      for (int i = 0; i < list->cnt; ++i) {
+        const auto& tp = list->elems[i];
+        if (tp.err == RD_KAFKA_RESP_ERR_NO_ERROR) out[tp.partition] = tp.offset;
+      }
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+    return out;
+  }
+
+  // The first record at or after `offset` (and before `end`) that parses, with its offset.
+  Result<Found> EventAt(int32_t p, int64_t offset, int64_t end) {
+    if (offset >= end) return Found();
+    auto key = std::make_pair(p, offset);
+    if (auto it = cache_.find(key); it != cache_.end()) return it->second;
+    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(list, options_.topic.c_str(), p)->offset = offset;
+    rd_kafka_resp_err_t e = rd_kafka_assign(rk_, list);
+    rd_kafka_topic_partition_list_destroy(list);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return Status::Unavailable("reading " + options_.topic + " partition " + std::to_string(p) +
+                                 " at offset " + std::to_string(offset) + ": " +
+                                 rd_kafka_err2name(e));
+    }
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    int unparsed = 0;
+    while (std::chrono::steady_clock::now() < deadline) {
+      rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_, 100);
+      if (m == nullptr) continue;
+      std::unique_ptr<rd_kafka_message_t, void (*)(rd_kafka_message_t*)> hold(
+          m, rd_kafka_message_destroy);
+      if (m->partition != p) continue;
+      if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return cache_[key] = Found();
+      if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        spdlog::warn("replay: Kafka: {}", rd_kafka_message_errstr(m));
+        continue;
+      }
+      if (m->offset < offset) continue;  // left over from an earlier probe
+      if (m->offset >= end) return cache_[key] = Found();
+      ++records_read_;
+      v1::ChangeEvent ev;
+      if (ev.ParseFromArray(m->payload, static_cast<int>(m->len)) && ev.seq() != 0) {
+        return cache_[key] = Found(std::make_pair(m->offset, std::move(ev)));
+      }
+      if (++unparsed > 1000) break;  // a run of poison: give up on this probe
+    }
+    return Status::Unavailable("no record of " + options_.topic + " partition " +
+                               std::to_string(p) + " at or after offset " + std::to_string(offset) +
+                               " could be read from " + options_.brokers);
+  }
+
+ private:
+  KafkaSourceOptions options_;
+  rd_kafka_t* rk_ = nullptr;
+  int partitions_ = 0;
+  uint64_t records_read_ = 0;
+  std::map<std::pair<int32_t, int64_t>, Found> cache_;
+};
+
+void Widen(HeldRange& held, const v1::ChangeEvent& ev) {
+  if (held.empty || ev.seq() < held.first_seq) {
+    held.first_seq = ev.seq();
+    held.first_lsn = ev.commit_lsn();
+    held.first_time_us = ev.commit_time_us();
+  }
+  if (held.empty || ev.seq() > held.last_seq) {
+    held.last_seq = ev.seq();
+    held.last_lsn = ev.commit_lsn();
+    held.last_time_us = ev.commit_time_us();
+  }
+  held.empty = false;
+}
+
+// The smallest x in [low, high) whose event (the first that parses at or after x) is committed
+// after `after_us`, or high. Commit times grow with offsets within a partition.
+template <typename EventAtFn>
+Result<int64_t> FirstAfter(int64_t low, int64_t high, int64_t after_us, EventAtFn event_at) {
+  while (low < high) {
+    int64_t mid = low + (high - low) / 2;
+    LIFELINE_ASSIGN_OR_RETURN(auto found, event_at(mid));
+    if (!found || found->second.commit_time_us() > after_us) {
+      high = mid;
+    } else {
+      low = found->first + 1;
+    }
+  }
+  return low;
+}
+
 }  // namespace
+
+std::string HeldRange::Describe() const {
+  if (empty) return "no events";
+  std::string out = "seq " + std::to_string(first_seq) + ".." + std::to_string(last_seq) +
+                    ", commit LSN " + Lsn(first_lsn).ToString() + ".." + Lsn(last_lsn).ToString() +
+                    ", committed " + FormatTimestampUs(first_time_us) + " .. " +
+                    FormatTimestampUs(last_time_us);
+  if (!offsets.empty()) {
+    out += ", offsets";
+    for (const auto& [p, range] : offsets) {
+      out += " " + std::to_string(p) + ":" + std::to_string(range.first) + ".." +
+             std::to_string(range.second - 1);
+    }
+  }
+  return out;
+}
+
+Result<TopicSurvey> SurveyTopic(const KafkaSourceOptions& options,
+                                std::optional<int64_t> after_us) {
+  OffsetReader reader;
+  LIFELINE_RETURN_IF_ERROR(reader.Open(options));
+  TopicSurvey survey;
+  for (int32_t p = 0; p < reader.partitions(); ++p) {
+    LIFELINE_ASSIGN_OR_RETURN(auto range, reader.Watermarks(p));
+    survey.held.offsets[p] = range;
+    auto [low, high] = range;
+    LIFELINE_ASSIGN_OR_RETURN(auto first, reader.EventAt(p, low, high));
+    if (first) Widen(survey.held, first->second);
+    // The last record that parses: step back over any poison at the end.
+    for (int64_t back = 1; first && back <= 64 && high - back >= low; back *= 2) {
+      LIFELINE_ASSIGN_OR_RETURN(auto last, reader.EventAt(p, high - back, high));
+      if (last) {
+        Widen(survey.held, last->second);
+        break;
+      }
+    }
+  }
+  if (after_us) {
+    const int64_t t = *after_us;
+    // The record timestamp is the commit time in whole milliseconds.
+    const int64_t ts_ms = t >= 0 ? t / 1000 : -((-t + 999) / 1000);
+    std::map<int32_t, int64_t> answer = reader.OffsetsForTimes(ts_ms);
+    TimeStart start;
+    for (int32_t p = 0; p < reader.partitions(); ++p) {
+      auto [low, high] = survey.held.offsets[p];
+      auto event_at = [&, high = high](int64_t x) { return reader.EventAt(p, x, high); };
+      int64_t offset = -1;
+      if (auto it = answer.find(p); it != answer.end()) {
+        int64_t b = it->second < 0 ? high : it->second;  // -1: nothing that late
+        // The answer holds if the record before it was committed by the time and the record at
+        // it was not committed in an earlier millisecond.
+        bool holds = b >= low && b <= high;
+        if (holds && b > low) {
+          LIFELINE_ASSIGN_OR_RETURN(auto before, event_at(b - 1));
+          holds = before && before->first == b - 1 && before->second.commit_time_us() <= t;
+        }
+        if (holds && b < high) {
+          LIFELINE_ASSIGN_OR_RETURN(auto at, event_at(b));
+          holds = at && at->second.commit_time_us() / 1000 >= ts_ms;
+        }
+        if (holds) offset = b;
+      }
+      if (offset < 0) {
+        start.searched.push_back(p);
+        LIFELINE_ASSIGN_OR_RETURN(offset, FirstAfter(low, high, t, event_at));
+      }
+      start.offsets[p] = offset;
+      LIFELINE_ASSIGN_OR_RETURN(auto at, event_at(offset));
+      if (at && (start.first_seq == 0 || at->second.seq() < start.first_seq)) {
+        start.first_seq = at->second.seq();
+      }
+    }
+    survey.time_start = std::move(start);
+  }
+  survey.records_read = reader.records_read();
+  return survey;
+}
+
+Result<TopicSurvey> SurveySpool(const std::string& dir, std::optional<int64_t> after_us) {
+  LIFELINE_ASSIGN_OR_RETURN(auto spool, Spool::OpenForRead(dir));
+  TopicSurvey survey;
+  SpoolStats stats = spool->Stats();
+  using Found = std::optional<std::pair<int64_t, v1::ChangeEvent>>;
+  // Seq is dense in a spool; a record that does not parse is passed for the next one.
+  auto event_at = [&](int64_t seq) -> Result<Found> {
+    LIFELINE_ASSIGN_OR_RETURN(auto batch, spool->Read(static_cast<uint64_t>(seq), 8));
+    for (const auto& rec : batch) {
+      if (rec.seq > stats.last_seq) break;
+      ++survey.records_read;
+      auto ev = ParseEvent(rec);
+      if (ev.ok()) return Found(std::make_pair(static_cast<int64_t>(rec.seq), *std::move(ev)));
+    }
+    return Found();
+  };
+  if (stats.first_seq == 0 || stats.last_seq < stats.first_seq) return survey;
+  const int64_t low = static_cast<int64_t>(stats.first_seq);
+  const int64_t high = static_cast<int64_t>(stats.last_seq) + 1;
+  LIFELINE_ASSIGN_OR_RETURN(auto first, event_at(low));
+  if (first) Widen(survey.held, first->second);
+  LIFELINE_ASSIGN_OR_RETURN(auto last, event_at(high - 1));
+  if (last) Widen(survey.held, last->second);
+  if (after_us) {
+    TimeStart start;
+    LIFELINE_ASSIGN_OR_RETURN(int64_t seq, FirstAfter(low, high, *after_us, event_at));
+    start.offsets[-1] = seq;
+    if (seq < high) start.first_seq = static_cast<uint64_t>(seq);
+    survey.time_start = std::move(start);
+  }
+  return survey;
+}
 
 Result<std::unique_ptr<EventSource>> OpenSpoolSource(const std::string& dir, uint64_t from_seq) {
   LIFELINE_ASSIGN_OR_RETURN(auto spool, Spool::OpenForRead(dir));

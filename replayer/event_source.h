@@ -42,6 +42,37 @@ class EventSource {
   // the records handed out; spool: seq + 1 in partition -1).
   virtual std::map<int32_t, int64_t> NextOffsets() const = 0;
   virtual std::string topic() const = 0;
+  // Records taken from the source so far (parsed or not, duplicates included).
+  virtual uint64_t records_read() const = 0;
+};
+
+// What a source holds, so a window outside it can say what it holds instead.
+struct HeldRange {
+  bool empty = true;
+  uint64_t first_seq = 0, last_seq = 0;
+  uint64_t first_lsn = 0, last_lsn = 0;
+  int64_t first_time_us = 0, last_time_us = 0;
+  std::map<int32_t, std::pair<int64_t, int64_t>> offsets;  // Kafka: partition -> [low, high)
+  // "seq A..B, commit LSN X..Y, committed T1 .. T2" (and the offsets of a topic).
+  std::string Describe() const;
+};
+
+// Where a window of events committed after a time starts.
+struct TimeStart {
+  // Kafka: per partition, the first record that may be after the time; spool: {-1, seq}.
+  std::map<int32_t, int64_t> offsets;
+  uint64_t first_seq = 0;  // the lowest seq at those offsets; 0: nothing after the time
+  // Partitions where the broker's offsets-for-times answer did not check out and a binary search
+  // over offsets found the start instead.
+  std::vector<int32_t> searched;
+};
+
+// A topic's held range and (optionally) where a --from-time window starts in it, and how many
+// records it took to find out.
+struct TopicSurvey {
+  HeldRange held;
+  std::optional<TimeStart> time_start;
+  uint64_t records_read = 0;
 };
 
 struct KafkaSourceOptions {
@@ -56,6 +87,16 @@ struct KafkaSourceOptions {
   // A seq missing this long while every partition is past it is handed over as a gap.
   std::chrono::milliseconds gap_timeout{10'000};
 };
+
+// Reads the first and last record of each partition and, with `after_us`, finds per partition the
+// first record committed after it: the broker's offsets-for-times answer (record timestamp =
+// commit time in ms) is checked against the commit times of the records around it, and where it
+// does not hold (or the broker gives none), a binary search over offsets finds it.
+[[nodiscard]] Result<TopicSurvey> SurveyTopic(const KafkaSourceOptions& options,
+                                              std::optional<int64_t> after_us);
+// The same for a spool (seq is dense there, so the search is over seq).
+[[nodiscard]] Result<TopicSurvey> SurveySpool(const std::string& dir,
+                                              std::optional<int64_t> after_us);
 
 [[nodiscard]] Result<std::unique_ptr<EventSource>> OpenSpoolSource(const std::string& dir,
                                                                    uint64_t from_seq);

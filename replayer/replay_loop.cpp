@@ -36,6 +36,7 @@ struct RunSummary {
   int64_t first_time_us = 0, last_time_us = 0;
   std::set<std::string> keys;  // "table key" touched
   uint64_t rows_inserted_if_missing = 0;
+  uint64_t survey_records_read = 0;  // records read to find where the window starts
 };
 
 class Replayer {
@@ -64,6 +65,7 @@ class Replayer {
   Status Validate() const;
   Status ConnectTarget();
   Status OpenSource();
+  Status CheckWindow(const replayer::HeldRange& held, const std::string& source) const;
   // Adds one event to the batch; `done` when the window's end was passed.
   Status Accept(SourcedEvent item, bool* done);
   Status Flush();
@@ -91,6 +93,7 @@ class Replayer {
   size_t batch_events_ = 0;
   uint64_t transactions_counted_ = 0;
   bool in_txn_ = false;
+  bool window_started_ = false;
   Clock::time_point batch_started_ = Clock::now();
   RunSummary summary_;
   // --only-missing: the latest image of each row in the window, by table and key.
@@ -124,6 +127,11 @@ Status Replayer::Validate() const {
   if (options_.dry_run && options_.record_position) {
     return Status::InvalidArgument("--dry-run changes nothing, so it cannot --record-position");
   }
+  if (options_.only_missing && options_.record_position) {
+    return Status::InvalidArgument(
+        "--only-missing inserts rows without bringing the target to a position of the stream, so "
+        "it cannot --record-position; leave one out");
+  }
   if (options_.format != "text" && options_.format != "json") {
     return Status::InvalidArgument("unknown --format '" + options_.format + "': use text or json");
   }
@@ -146,10 +154,65 @@ Status Replayer::ConnectTarget() {
   }
 }
 
+// A window must lie in what the source holds, or it says what that is. A start before the
+// source's first event is fine only when nothing was ever trimmed from it (seq 1 is there).
+Status Replayer::CheckWindow(const replayer::HeldRange& held, const std::string& source) const {
+  auto outside = [&](const std::string& what) {
+    return Status::NotFound(what + " is outside what " + source + " holds (" + held.Describe() +
+                            "); nothing was applied. Give a start inside that range");
+  };
+  const bool ends = options_.stop_at_end || options_.dry_run;
+  const bool trimmed = !held.empty && held.first_seq > 1;
+  if (options_.from_offset) {
+    auto [partition, offset] = *options_.from_offset;
+    auto it = held.offsets.find(partition);
+    if (it == held.offsets.end()) {
+      return outside("--from-offset " + std::to_string(partition) + ":" + std::to_string(offset) +
+                     " (no such partition)");
+    }
+    if (offset < it->second.first || offset > it->second.second ||
+        (ends && offset == it->second.second)) {
+      return outside("--from-offset " + std::to_string(partition) + ":" + std::to_string(offset));
+    }
+  }
+  if (options_.from_seq) {
+    uint64_t seq = *options_.from_seq;
+    if ((trimmed && seq < held.first_seq) || (ends && (held.empty || seq > held.last_seq)) ||
+        (!ends && !held.empty && seq > held.last_seq + 1)) {
+      return outside("--from-seq " + std::to_string(seq));
+    }
+  }
+  if (options_.from_lsn) {
+    uint64_t lsn = *options_.from_lsn;
+    if ((trimmed && lsn < held.first_lsn) || (ends && (held.empty || lsn > held.last_lsn))) {
+      return outside("--from-lsn " + Lsn(lsn).ToString());
+    }
+  }
+  if (options_.from_time_us) {
+    int64_t t = *options_.from_time_us;
+    // Events committed after t and before the first one held may have been trimmed away.
+    if ((trimmed && t < held.first_time_us) || (ends && (held.empty || t >= held.last_time_us))) {
+      return outside("--from-time " + FormatTimestampUs(t));
+    }
+  }
+  return Status::Ok();
+}
+
 Status Replayer::OpenSource() {
   uint64_t from_seq = applied_.last_seq + 1;
   if (IsWindow()) from_seq = options_.from_seq.value_or(1);
+  const bool has_from =
+      options_.from_offset || options_.from_seq || options_.from_lsn || options_.from_time_us;
   if (!options_.spool_dir.empty()) {
+    if (has_from) {
+      LIFELINE_ASSIGN_OR_RETURN(auto survey,
+                                replayer::SurveySpool(options_.spool_dir, options_.from_time_us));
+      summary_.survey_records_read = survey.records_read;
+      LIFELINE_RETURN_IF_ERROR(CheckWindow(survey.held, "spool " + options_.spool_dir));
+      if (survey.time_start && survey.time_start->first_seq > 0) {
+        from_seq = survey.time_start->first_seq;
+      }
+    }
     auto backoff = std::chrono::milliseconds(100);
     while (true) {
       auto s = replayer::OpenSpoolSource(options_.spool_dir, from_seq);
@@ -172,11 +235,38 @@ Status Replayer::OpenSource() {
   k.properties = options_.kafka_properties;
   k.gap_timeout = std::chrono::milliseconds(options_.gap_timeout_ms);
   k.next_seq = from_seq;
-  if (!IsWindow()) {
+  if (has_from) {
+    LIFELINE_ASSIGN_OR_RETURN(auto survey, replayer::SurveyTopic(k, options_.from_time_us));
+    summary_.survey_records_read = survey.records_read;
+    LIFELINE_RETURN_IF_ERROR(CheckWindow(survey.held, "topic " + options_.topic));
+    if (survey.time_start) {
+      k.start_offsets = survey.time_start->offsets;
+      // Nothing after the time: start past the last seq, so every partition is simply at its end.
+      k.next_seq = survey.time_start->first_seq > 0 ? survey.time_start->first_seq
+                                                    : survey.held.last_seq + 1;
+      spdlog::info(
+          "replay: events committed after {} start at seq {} (offsets {}){}",
+          FormatTimestampUs(*options_.from_time_us), k.next_seq,
+          [&] {
+            std::string out;
+            for (const auto& [p, o] : k.start_offsets) {
+              out += (out.empty() ? "" : " ") + std::to_string(p) + ":" + std::to_string(o);
+            }
+            return out;
+          }(),
+          survey.time_start->searched.empty()
+              ? std::string(", as the broker's offsets-for-times answered")
+              : ", found by binary search on " +
+                    std::to_string(survey.time_start->searched.size()) +
+                    " partition(s) where the broker's answer did not hold");
+    } else if (options_.from_offset) {
+      k.start_offsets[options_.from_offset->first] = options_.from_offset->second;
+      // Other partitions start at their beginning; the first seq at the offset decides where
+      // the merged order starts.
+      k.next_seq = 1;
+    }
+  } else if (!IsWindow()) {
     k.start_offsets = applied_.next_offsets;
-  } else if (options_.from_offset) {
-    k.start_offsets[options_.from_offset->first] = options_.from_offset->second;
-    k.next_seq = 1;
   }
   LIFELINE_ASSIGN_OR_RETURN(source_, replayer::OpenKafkaSource(k));
   return Status::Ok();
@@ -210,10 +300,14 @@ Status Replayer::Accept(SourcedEvent item, bool* done) {
     ++summary_.duplicates;  // re-shipped: applied already
     return Status::Ok();
   }
-  bool before_window = (options_.from_seq && ev.seq() < *options_.from_seq) ||
-                       (options_.from_lsn && ev.commit_lsn() < *options_.from_lsn) ||
-                       (options_.from_time_us && ev.commit_time_us() <= *options_.from_time_us);
-  if (before_window) {
+  // The window starts at the first transaction past the --from-* point and takes everything after
+  // it, as recovery stops at the first commit past its target: a later commit stamped a little
+  // earlier (commit times are not strictly ordered) was not in the restored state either.
+  bool before_window = !window_started_ &&
+                       ((options_.from_seq && ev.seq() < *options_.from_seq) ||
+                        (options_.from_lsn && ev.commit_lsn() < *options_.from_lsn) ||
+                        (options_.from_time_us && ev.commit_time_us() <= *options_.from_time_us));
+  if (before_window && !in_txn_) {
     expected_seq_ = ev.seq() + 1;
     return Status::Ok();
   }
@@ -235,6 +329,7 @@ Status Replayer::Accept(SourcedEvent item, bool* done) {
     }
   }
   expected_seq_ = ev.seq() + 1;
+  window_started_ = true;
   if (ev.op() != v1::OP_HEARTBEAT && ev.op() != v1::OP_RESNAPSHOT_MARKER) {
     if (!options_.dry_run) LIFELINE_RETURN_IF_ERROR(target_->CheckRelation(ev.relation()));
     std::string table = ev.relation().schema() + "." + ev.relation().table();
@@ -383,6 +478,8 @@ HealthReport Replayer::Health() const {
 
 void Replayer::PrintSummary() const {
   const RunSummary& s = summary_;
+  const uint64_t records_read =
+      (source_ ? source_->records_read() : 0) + summary_.survey_records_read;
   if (options_.format == "json") {
     std::string ops = "{";
     for (const auto& [k, v] : s.by_op_table) {
@@ -401,7 +498,8 @@ void Replayer::PrintSummary() const {
         "\"gaps\":%llu,\"dead_letters\":%llu,\"first_seq\":%llu,\"last_seq\":%llu,"
         "\"first_commit_lsn\":%s,\"last_commit_lsn\":%s,\"first_commit_time\":%s,"
         "\"last_commit_time\":%s,\"by_op_table\":%s,\"keys_touched\":%zu,\"keys\":%s,"
-        "\"rows_inserted_if_missing\":%llu}\n",
+        "\"rows_inserted_if_missing\":%llu,\"records_read\":%llu,\"records_read_to_find_start\":%"
+        "llu}\n",
         options_.dry_run ? "true" : "false", static_cast<unsigned long long>(s.events),
         static_cast<unsigned long long>(s.transactions),
         static_cast<unsigned long long>(s.duplicates), static_cast<unsigned long long>(s.gaps),
@@ -411,7 +509,9 @@ void Replayer::PrintSummary() const {
         JsonQuote(Lsn(s.last_lsn).ToString()).c_str(),
         s.first_time_us ? JsonQuote(FormatTimestampUs(s.first_time_us)).c_str() : "null",
         s.last_time_us ? JsonQuote(FormatTimestampUs(s.last_time_us)).c_str() : "null", ops.c_str(),
-        s.keys.size(), keys.c_str(), static_cast<unsigned long long>(s.rows_inserted_if_missing));
+        s.keys.size(), keys.c_str(), static_cast<unsigned long long>(s.rows_inserted_if_missing),
+        static_cast<unsigned long long>(records_read),
+        static_cast<unsigned long long>(s.survey_records_read));
     return;
   }
   std::printf(
@@ -425,10 +525,12 @@ void Replayer::PrintSummary() const {
   for (const auto& [k, v] : s.by_op_table) {
     std::printf("  %-40s %llu\n", k.c_str(), static_cast<unsigned long long>(v));
   }
-  std::printf("  keys touched %zu, duplicates dropped %llu, gaps %llu, dead letters %llu\n",
-              s.keys.size(), static_cast<unsigned long long>(s.duplicates),
-              static_cast<unsigned long long>(s.gaps),
-              static_cast<unsigned long long>(s.dead_letters));
+  std::printf(
+      "  keys touched %zu, duplicates dropped %llu, gaps %llu, dead letters %llu, records read "
+      "%llu\n",
+      s.keys.size(), static_cast<unsigned long long>(s.duplicates),
+      static_cast<unsigned long long>(s.gaps), static_cast<unsigned long long>(s.dead_letters),
+      static_cast<unsigned long long>(records_read));
   if (options_.only_missing) {
     std::printf("  rows inserted where missing (never overwritten): %llu candidates\n",
                 static_cast<unsigned long long>(s.rows_inserted_if_missing));
@@ -440,12 +542,13 @@ Status Replayer::Run() {
   LIFELINE_RETURN_IF_ERROR(ConnectTarget());
   stream_ = options_.spool_dir.empty() ? options_.topic : "";
   persist_position_ = !options_.dry_run && (!IsWindow() || options_.record_position);
-  if (!options_.dry_run) LIFELINE_RETURN_IF_ERROR(target_->EnsureBookkeeping());
   if (persist_position_) LIFELINE_RETURN_IF_ERROR(target_->LockStream(stream_));
   LIFELINE_ASSIGN_OR_RETURN(applied_, target_->ReadPosition(stream_));
   pending_ = applied_;
   if (!IsWindow() && applied_.last_seq > 0) expected_seq_ = applied_.last_seq + 1;
   LIFELINE_RETURN_IF_ERROR(OpenSource());
+  // Only once the source and the window check out: a refused run leaves the target as it was.
+  if (!options_.dry_run) LIFELINE_RETURN_IF_ERROR(target_->EnsureBookkeeping());
   std::unique_ptr<StatusServer> http;
   if (!options_.metrics_addr.empty()) {
     LIFELINE_ASSIGN_OR_RETURN(
@@ -464,7 +567,8 @@ Status Replayer::Run() {
     bool full = batch_events_ >= options_.batch_events ||
                 Clock::now() - batch_started_ >= std::chrono::milliseconds(options_.batch_ms);
     if ((!item || full || done) && !in_txn_) LIFELINE_RETURN_IF_ERROR(Flush());
-    if (!item && at_end && options_.stop_at_end && !in_txn_) done = true;
+    // A dry run reads the window as it stands and reports; it never follows.
+    if (!item && at_end && (options_.stop_at_end || options_.dry_run) && !in_txn_) done = true;
     // Heartbeats keep the lag honest between batches too.
     if (applied_.last_commit_time_us > 0) {
       lag_.Set(std::max(0.0, (NowUnixMicros() - applied_.last_commit_time_us) / 1e6));
