@@ -97,9 +97,13 @@ LocalPipeline::~LocalPipeline() {
   }
 }
 
+std::string LocalPipeline::Binary() const {
+  return options_.lifeline_binary.empty() ? SelfExecutable() : options_.lifeline_binary;
+}
+
 Status LocalPipeline::StartCapture() {
   CommandSpec spec;
-  spec.argv = {SelfExecutable(),
+  spec.argv = {Binary(),
                "capture",
                "--source",
                primary_->ConnInfo("app"),
@@ -117,11 +121,13 @@ Status LocalPipeline::StartCapture() {
 
 Status LocalPipeline::StartReplay() {
   CommandSpec spec;
-  spec.argv = {SelfExecutable(),  "replay",
+  spec.argv = {Binary(),          "replay",
                "--target",        standby_->ConnInfo("app"),
                "--kafka-brokers", kafka_->bootstrap_servers(),
-               "--topic",         options_.topic,
-               "--audit-table",   "public.emergency_requests_audit"};
+               "--topic",         options_.topic};
+  if (!options_.audit_table.empty()) {
+    spec.argv.insert(spec.argv.end(), {"--audit-table", options_.audit_table});
+  }
   LIFELINE_ASSIGN_OR_RETURN(replay_, ChildProcess::Start(spec, workdir_ + "/replay.log"));
   return Status::Ok();
 }

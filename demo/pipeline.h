@@ -30,6 +30,8 @@ struct PipelineOptions {
   bool wal_archiving = false;
   std::string heartbeat_interval = "500ms";
   std::string topic = "lifeline.events";
+  std::string audit_table = "public.emergency_requests_audit";  // empty: no audit trail
+  std::string lifeline_binary;  // the daemons' executable; empty: this process's own
 };
 
 // One call the load committed: its request id and when the commit was acknowledged.
@@ -94,6 +96,7 @@ class LocalPipeline {
 
  private:
   explicit LocalPipeline(PipelineOptions options) : options_(std::move(options)) {}
+  std::string Binary() const;
   PipelineOptions options_;
   std::string workdir_;
   std::unique_ptr<LocalPostgres> primary_, standby_;
