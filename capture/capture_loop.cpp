@@ -3,8 +3,10 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <mutex>
 #include <thread>
 
@@ -42,12 +44,19 @@ constexpr char kPropSlotCreated[] = "capture.slot_created";
 // Highest flush LSN capture ever confirmed: a slot confirmed beyond it was moved by someone else.
 constexpr char kPropConfirmed[] = "capture.confirmed_flush";
 
+constexpr int kOps = v1::Op_ARRAYSIZE;
+
 // Emits heartbeats and samples the source's WAL position on its own connection, so a slow
-// round trip never stalls the receive loop.
+// round trip never stalls the receive loop. The WAL position is sampled every second whatever the
+// heartbeat interval, so the lag in bytes stays current.
 class HeartbeatThread {
  public:
-  HeartbeatThread(const CaptureOptions& options, Gauge& source_wal_lsn)
-      : options_(options), source_wal_lsn_(source_wal_lsn) {
+  HeartbeatThread(const CaptureOptions& options, Gauge& source_wal_lsn, const Gauge& confirmed,
+                  Gauge& lag_bytes)
+      : options_(options),
+        source_wal_lsn_(source_wal_lsn),
+        confirmed_(confirmed),
+        lag_bytes_(lag_bytes) {
     thread_ = std::thread([this] { Run(); });
   }
   ~HeartbeatThread() {
@@ -62,13 +71,14 @@ class HeartbeatThread {
  private:
   void Run() {
     std::unique_ptr<SourceCatalog> catalog;
+    const auto interval =
+        std::chrono::milliseconds(std::max<int64_t>(1, options_.heartbeat_interval_ms));
+    const auto tick = std::min<Clock::duration>(interval, std::chrono::seconds(1));
+    auto next_heartbeat = Clock::now() + interval;
     while (true) {
       {
         std::unique_lock lock(mu_);
-        if (cv_.wait_for(lock, std::chrono::milliseconds(options_.heartbeat_interval_ms),
-                         [this] { return stopping_; })) {
-          return;
-        }
+        if (cv_.wait_for(lock, tick, [this] { return stopping_; })) return;
       }
       if (!catalog) {
         auto c = SourceCatalog::Connect(options_.source, options_.source_password);
@@ -78,22 +88,204 @@ class HeartbeatThread {
         }
         catalog = std::move(c).value();
       }
-      Status st = catalog->EmitHeartbeat();
-      if (st.ok()) {
-        auto lsn = catalog->CurrentWalLsn();
-        if (lsn.ok()) source_wal_lsn_.Set(static_cast<double>(lsn->value()));
-      } else {
-        spdlog::warn("heartbeat: {}", st.ToString());
-        catalog.reset();
+      if (Clock::now() >= next_heartbeat) {
+        next_heartbeat = Clock::now() + interval;
+        Status st = catalog->EmitHeartbeat();
+        if (!st.ok()) {
+          spdlog::warn("heartbeat: {}", st.ToString());
+          catalog.reset();
+          continue;
+        }
       }
+      auto lsn = catalog->CurrentWalLsn();
+      if (!lsn.ok()) {
+        catalog.reset();
+        continue;
+      }
+      double wal = static_cast<double>(lsn->value());
+      source_wal_lsn_.Set(wal);
+      double confirmed = confirmed_.value();
+      if (confirmed > 0) lag_bytes_.Set(std::max(0.0, wal - confirmed));
     }
   }
 
   const CaptureOptions& options_;
   Gauge& source_wal_lsn_;
+  const Gauge& confirmed_;
+  Gauge& lag_bytes_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
+  std::thread thread_;
+};
+
+// What the spool writer reports, for /metrics.
+struct SpoolWriterMetrics {
+  Counter* events_spooled = nullptr;
+  Counter* transactions = nullptr;
+  std::array<Counter*, kOps> spooled_by_op{};
+  Gauge* last_commit_lsn = nullptr;
+  Gauge* spool_failing = nullptr;
+  std::atomic<int64_t>* last_event_at_ns = nullptr;  // steady clock
+};
+
+// Syncs batches of events into the spool on its own thread, so that receiving and decoding go on
+// while a batch syncs; what arrives meanwhile makes the next, larger batch (group commit). The
+// queue is bounded, so a slow or failing spool holds the receiver back instead of filling memory.
+// The spool's last complete commit LSN, which capture confirms, only moves once a batch is synced.
+class SpoolWriter {
+ public:
+  SpoolWriter(Spool& spool, const SpoolWriterMetrics& metrics, const std::atomic<bool>& stop,
+              size_t max_queued)
+      : spool_(spool), metrics_(metrics), stop_(stop), max_queued_(max_queued) {
+    thread_ = std::thread([this] { Run(); });
+  }
+  // Abandons batches not yet written: nothing of them was confirmed, so the source sends them
+  // again.
+  ~SpoolWriter() {
+    {
+      std::lock_guard lock(mu_);
+      abandon_ = true;
+    }
+    work_.notify_all();
+    thread_.join();
+  }
+
+  // Nothing queued or being written.
+  bool idle() const { return in_flight_.load() == 0; }
+
+  // Queues `batch` for writing and hands back an empty one in its place; false (and `batch`
+  // untouched) when the queue is full or the writer has failed.
+  bool Offer(std::unique_ptr<capture::EventBatch>& batch) {
+    {
+      std::lock_guard lock(mu_);
+      if (failed_ || queue_.size() >= max_queued_) return false;
+      queue_.push_back(std::move(batch));
+      in_flight_.fetch_add(1);
+      if (spare_.empty()) {
+        batch = std::make_unique<capture::EventBatch>();
+      } else {
+        batch = std::move(spare_.back());
+        spare_.pop_back();
+      }
+    }
+    work_.notify_one();
+    return true;
+  }
+
+  // Waits up to `timeout` for room in the queue; true if there is room.
+  bool WaitForRoom(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    return room_.wait_for(lock, timeout, [this] {
+      return failed_ || queue_.size() < max_queued_;
+    }) && !failed_;
+  }
+
+  // Waits until everything queued is synced; the writer's error if it gave up.
+  Status Finish() {
+    std::unique_lock lock(mu_);
+    room_.wait(lock, [this] { return failed_ || in_flight_.load() == 0; });
+    return failed_ ? error_ : Status::Ok();
+  }
+
+  // The writer's error once it gave up (only when capture is stopping), else Ok.
+  Status error() const {
+    if (!gave_up_.load()) return Status::Ok();
+    std::lock_guard lock(mu_);
+    return failed_ ? error_ : Status::Ok();
+  }
+
+ private:
+  void Run() {
+    while (true) {
+      capture::EventBatch* batch = nullptr;
+      {
+        std::unique_lock lock(mu_);
+        work_.wait(lock, [this] { return abandon_ || !queue_.empty(); });
+        if (abandon_) return;
+        batch = queue_.front().get();
+      }
+      Status st = Write(*batch);
+      std::lock_guard lock(mu_);
+      std::unique_ptr<capture::EventBatch> done = std::move(queue_.front());
+      queue_.pop_front();
+      done->Reset();
+      spare_.push_back(std::move(done));
+      in_flight_.fetch_sub(1);
+      if (!st.ok()) {
+        failed_ = true;
+        gave_up_ = true;
+        error_ = st;
+        in_flight_.store(0);
+        queue_.clear();
+      }
+      room_.notify_all();
+      if (failed_) return;
+    }
+  }
+
+  // Appends with retries: while the spool cannot be written nothing more is confirmed, so the
+  // source keeps the WAL and nothing is lost; capture carries on once the spool works again.
+  Status Write(capture::EventBatch& batch) {
+    auto backoff = std::chrono::milliseconds(200);
+    int failures = 0;
+    while (true) {
+      auto r = spool_.Append(batch.events());
+      if (r.ok()) break;
+      ++failures;
+      metrics_.spool_failing->Set(1);
+      spdlog::error(
+          "cannot write the spool {} ({}); capture confirms nothing past {} until it can, so "
+          "PostgreSQL keeps the WAL and nothing is lost. Free space on the filesystem of {} "
+          "(or fix the error above); retrying in {} ms (attempt {})",
+          spool_.dir(), r.status().ToString(), spool_.last_complete_commit_lsn().ToString(),
+          spool_.dir(), backoff.count(), failures);
+      bool stopping = false;
+      {
+        std::unique_lock lock(mu_);
+        stopping = work_.wait_for(lock, backoff, [this] { return abandon_; });
+      }
+      if (stopping || stop_.load()) {
+        return Status::IOError("stopped while the spool could not be written: " +
+                               r.status().ToString());
+      }
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(10'000));
+    }
+    if (failures > 0) {
+      spdlog::warn("spool {} is writable again after {} failed attempt(s); capture goes on",
+                   spool_.dir(), failures);
+    }
+    metrics_.spool_failing->Set(0);
+    uint64_t txns = 0;
+    std::array<uint64_t, kOps> by_op{};
+    for (const auto& ev : batch.events()) {
+      if (ev.op() >= 0 && ev.op() < kOps) ++by_op[ev.op()];
+      if (ev.last_in_txn()) ++txns;
+    }
+    for (int op = 0; op < kOps; ++op) {
+      if (by_op[op] > 0) metrics_.spooled_by_op[op]->Add(by_op[op]);
+    }
+    metrics_.events_spooled->Add(batch.size());
+    metrics_.transactions->Add(txns);
+    metrics_.last_commit_lsn->Set(static_cast<double>(spool_.last_complete_commit_lsn().value()));
+    metrics_.last_event_at_ns->store(Clock::now().time_since_epoch().count());
+    return Status::Ok();
+  }
+
+  Spool& spool_;
+  const SpoolWriterMetrics& metrics_;
+  const std::atomic<bool>& stop_;
+  const size_t max_queued_;
+  mutable std::mutex mu_;
+  std::condition_variable work_;
+  std::condition_variable room_;
+  std::deque<std::unique_ptr<capture::EventBatch>> queue_;  // front: being written
+  std::vector<std::unique_ptr<capture::EventBatch>> spare_;
+  std::atomic<size_t> in_flight_{0};
+  bool abandon_ = false;
+  bool failed_ = false;
+  std::atomic<bool> gave_up_{false};  // failed_, readable without the lock
+  Status error_;
   std::thread thread_;
 };
 
@@ -103,27 +295,55 @@ class CaptureDaemon {
       : options_(options),
         stop_(stop),
         events_spooled_(&metrics_.counter("lifeline_capture_events_spooled_total",
-                                          "Events synced into the spool")),
+                                          "Events streamed from the slot and synced into the "
+                                          "spool (all operations)")),
         transactions_(&metrics_.counter("lifeline_capture_transactions_total",
                                         "Source transactions spooled")),
         skipped_(&metrics_.counter("lifeline_capture_transactions_skipped_total",
                                    "Transactions re-sent by the source and already spooled")),
         snapshot_rows_(&metrics_.counter("lifeline_capture_snapshot_rows_total",
                                          "Rows read by the initial snapshot")),
+        snapshot_rows_spooled_(&metrics_.counter("lifeline_capture_snapshot_rows_spooled_total",
+                                                 "Rows of the initial snapshot synced into the "
+                                                 "spool")),
+        snapshot_rows_estimated_(
+            &metrics_.gauge("lifeline_capture_snapshot_rows_estimated",
+                            "Rows the initial snapshot expects to read (the planner's estimate)")),
+        snapshot_done_(&metrics_.gauge("lifeline_capture_snapshot_done",
+                                       "1 once the initial snapshot is complete in the spool")),
         last_commit_lsn_(&metrics_.gauge("lifeline_capture_last_commit_lsn",
                                          "Commit LSN of the last transaction synced in the spool")),
         confirmed_lsn_(&metrics_.gauge("lifeline_capture_confirmed_flush_lsn",
                                        "Flush LSN last confirmed to the source")),
         source_wal_lsn_(&metrics_.gauge("lifeline_capture_source_wal_lsn",
-                                        "The source's current WAL LSN (sampled)")),
+                                        "The source's current WAL LSN (sampled every second)")),
         lag_bytes_(&metrics_.gauge("lifeline_capture_source_lag_bytes",
                                    "Source WAL LSN minus the confirmed flush LSN")),
         since_event_(&metrics_.gauge("lifeline_capture_seconds_since_last_event",
                                      "Seconds since the last event was spooled")),
         spool_failing_(&metrics_.gauge("lifeline_capture_spool_write_failing",
                                        "1 while writes to the spool fail (nothing is confirmed)")),
-        connected_(&metrics_.gauge("lifeline_capture_connected",
-                                   "1 while the replication stream is up")) {}
+        connected_(
+            &metrics_.gauge("lifeline_capture_connected", "1 while the replication stream is up")) {
+    for (int op = 0; op < kOps; ++op) {
+      if (!v1::Op_IsValid(op) || op == v1::OP_UNSPECIFIED) continue;
+      MetricLabels labels = {{"op", std::string(OpName(static_cast<v1::Op>(op)))}};
+      decoded_by_op_[op] = &metrics_.counter("lifeline_capture_events_decoded_total",
+                                             "Events decoded, by operation", labels);
+      writer_metrics_.spooled_by_op[op] =
+          &metrics_.counter("lifeline_capture_events_spooled_by_op_total",
+                            "Events synced into the spool, by operation", labels);
+    }
+    writer_metrics_.spooled_by_op[v1::OP_UNSPECIFIED] =
+        writer_metrics_.spooled_by_op[v1::OP_INSERT];
+    decoded_by_op_[v1::OP_UNSPECIFIED] = decoded_by_op_[v1::OP_INSERT];
+    writer_metrics_.events_spooled = events_spooled_;
+    writer_metrics_.transactions = transactions_;
+    writer_metrics_.last_commit_lsn = last_commit_lsn_;
+    writer_metrics_.spool_failing = spool_failing_;
+    writer_metrics_.last_event_at_ns = &last_event_at_ns_;
+    last_event_at_ns_ = Clock::now().time_since_epoch().count();
+  }
 
   Status Run();
 
@@ -133,9 +353,8 @@ class CaptureDaemon {
   Status CheckIdentity(const capture::SystemIdentity& id);
   Status CreateSlotAndSnapshot(ReplicationConnection& repl, const capture::SystemIdentity& id);
   Status Stream(ReplicationConnection& repl);
-  Status FlushPending();
-  Status SendStatus(ReplicationConnection& repl);
-  Counter& OpCounter(v1::Op op);
+  // `quiet`: nothing received is still on its way to the spool.
+  Status SendStatus(ReplicationConnection& repl, bool quiet);
   HealthReport Health() const;
 
   const CaptureOptions& options_;
@@ -145,6 +364,9 @@ class CaptureDaemon {
   Counter* transactions_;
   Counter* skipped_;
   Counter* snapshot_rows_;
+  Counter* snapshot_rows_spooled_;
+  Gauge* snapshot_rows_estimated_;
+  Gauge* snapshot_done_;
   Gauge* last_commit_lsn_;
   Gauge* confirmed_lsn_;
   Gauge* source_wal_lsn_;
@@ -152,16 +374,15 @@ class CaptureDaemon {
   Gauge* since_event_;
   Gauge* spool_failing_;
   Gauge* connected_;
-  std::map<v1::Op, Counter*> op_counters_;
+  std::array<Counter*, kOps> decoded_by_op_{};
+  SpoolWriterMetrics writer_metrics_;
+  std::atomic<int64_t> last_event_at_ns_{0};
 
   std::unique_ptr<Spool> spool_;
   std::unique_ptr<SourceCatalog> catalog_;
   std::vector<capture::TableName> tables_;
   v1::Source source_;
   bool resnapshot_due_ = false;
-  std::vector<v1::ChangeEvent> pending_;
-  Clock::time_point pending_since_;
-  Clock::time_point last_event_at_ = Clock::now();
   uint64_t received_lsn_ = 0;
   uint64_t idle_lsn_ = 0;  // a keepalive position reached with nothing in flight
   uint64_t confirmed_ = 0;
@@ -173,15 +394,6 @@ class CaptureDaemon {
   Status companion_status_;
   Clock::time_point spool_full_logged_{};
 };
-
-Counter& CaptureDaemon::OpCounter(v1::Op op) {
-  Counter*& c = op_counters_[op];
-  if (c == nullptr) {
-    c = &metrics_.counter("lifeline_capture_events_total", "Events decoded, by operation",
-                          {{"op", std::string(OpName(op))}});
-  }
-  return *c;
-}
 
 HealthReport CaptureDaemon::Health() const {
   bool healthy = connected_->value() > 0 && spool_failing_->value() == 0;
@@ -211,6 +423,8 @@ Status CaptureDaemon::Prepare() {
                                       "; use that slot or a new --spool");
   }
   resnapshot_due_ = options_.resnapshot;
+  snapshot_done_->Set(spool_->GetProperty(kPropSnapshotDone).empty() ? 0 : 1);
+  last_commit_lsn_->Set(static_cast<double>(spool_->last_complete_commit_lsn().value()));
   return Status::Ok();
 }
 
@@ -250,8 +464,14 @@ Status CaptureDaemon::CreateSlotAndSnapshot(ReplicationConnection& repl,
   req.batch_events = options_.batch_events;
   req.done_properties = {{kPropSnapshotDone, created.consistent_point.ToString()},
                          {kPropConfirmed, created.consistent_point.ToString()}};
-  LIFELINE_ASSIGN_OR_RETURN(uint64_t rows,
-                            ReadSnapshot(req, *catalog_, *spool_, *snapshot_rows_, stop_));
+  capture::SnapshotProgress progress{snapshot_rows_, snapshot_rows_spooled_,
+                                     snapshot_rows_estimated_};
+  snapshot_done_->Set(0);
+  LIFELINE_ASSIGN_OR_RETURN(uint64_t rows, ReadSnapshot(req, *catalog_, *spool_, progress, stop_));
+  decoded_by_op_[v1::OP_SNAPSHOT]->Add(rows);
+  writer_metrics_.spooled_by_op[v1::OP_SNAPSHOT]->Add(rows);
+  snapshot_done_->Set(1);
+  last_commit_lsn_->Set(static_cast<double>(spool_->last_complete_commit_lsn().value()));
   persisted_confirmed_ = created.consistent_point.value();
   spdlog::info("snapshot complete: {} rows spooled through seq {}", rows,
                spool_->last_complete_seq());
@@ -262,14 +482,13 @@ Status CaptureDaemon::Session() {
   if (!catalog_) {
     LIFELINE_ASSIGN_OR_RETURN(catalog_,
                               SourceCatalog::Connect(options_.source, options_.source_password));
-    LIFELINE_RETURN_IF_ERROR(catalog_->CheckServerSettings());
+    LIFELINE_RETURN_IF_ERROR(catalog_->CheckServerSettings(options_.slot));
     LIFELINE_RETURN_IF_ERROR(catalog_->CheckTables(tables_));
     LIFELINE_RETURN_IF_ERROR(catalog_->EnsurePublication(options_.publication, tables_));
   }
   LIFELINE_ASSIGN_OR_RETURN(
       auto repl, ReplicationConnection::Connect(options_.source, options_.source_password));
   // A transaction cut off with the last connection comes again in full.
-  pending_.clear();
   LIFELINE_RETURN_IF_ERROR(spool_->DiscardIncomplete());
   LIFELINE_ASSIGN_OR_RETURN(auto id, repl->IdentifySystem());
   LIFELINE_RETURN_IF_ERROR(CheckIdentity(id));
@@ -296,6 +515,7 @@ Status CaptureDaemon::Session() {
                        " and the snapshot may have been missed upstream");
     std::vector<v1::ChangeEvent> one{marker};
     LIFELINE_RETURN_IF_ERROR(spool_->Append(one, {{kPropSnapshotDone, ""}}).status());
+    snapshot_done_->Set(0);
     if (slot) LIFELINE_RETURN_IF_ERROR(repl->DropSlot(options_.slot));
     spdlog::warn("--resnapshot: recorded a marker at seq {}, dropped the old slot if any",
                  spool_->last_complete_seq());
@@ -351,45 +571,21 @@ Status CaptureDaemon::Session() {
   return Stream(*repl);
 }
 
-Status CaptureDaemon::FlushPending() {
-  if (pending_.empty()) return Status::Ok();
-  Clock::duration backoff = std::chrono::milliseconds(200);
-  while (true) {
-    auto r = spool_->Append(pending_);
-    if (r.ok()) break;
-    // Nothing is confirmed past what is synced, so the slot keeps the WAL: nothing is lost.
-    spool_failing_->Set(1);
-    spdlog::error(
-        "cannot write the spool ({}); not confirming anything to the source until it "
-        "works again; retrying",
-        r.status().ToString());
-    if (SleepUnlessStopped(stop_, std::chrono::duration_cast<std::chrono::milliseconds>(backoff))) {
-      return Status::IOError("stopped while the spool could not be written: " +
-                             r.status().ToString());
-    }
-    backoff = std::min<Clock::duration>(backoff * 2, std::chrono::seconds(10));
-  }
-  spool_failing_->Set(0);
-  uint64_t txns = 0;
-  for (const auto& ev : pending_) {
-    OpCounter(ev.op()).Add();
-    if (ev.last_in_txn()) ++txns;
-  }
-  events_spooled_->Add(pending_.size());
-  transactions_->Add(txns);
-  pending_.clear();
-  last_event_at_ = Clock::now();
-  last_commit_lsn_->Set(static_cast<double>(spool_->last_complete_commit_lsn().value()));
-  return Status::Ok();
-}
-
-Status CaptureDaemon::SendStatus(ReplicationConnection& repl) {
+Status CaptureDaemon::SendStatus(ReplicationConnection& repl, bool quiet) {
+  // Only what is synced in the spool; a keepalive position only when nothing is on its way.
   uint64_t flush = spool_->last_complete_commit_lsn().value();
-  if (pending_.empty()) flush = std::max(flush, idle_lsn_);
+  if (quiet) flush = std::max(flush, idle_lsn_);
   flush = std::max(flush, confirmed_);  // never move backwards
   if (flush > persisted_confirmed_) {
-    LIFELINE_RETURN_IF_ERROR(spool_->SetProperty(kPropConfirmed, Lsn(flush).ToString()));
-    persisted_confirmed_ = flush;
+    Status st = spool_->SetProperty(kPropConfirmed, Lsn(flush).ToString());
+    if (st.ok()) {
+      persisted_confirmed_ = flush;
+    } else {
+      // The spool cannot be written (the writer reports why). Confirm no more than a restart
+      // would accept as ours; the status still goes out, so the source keeps the connection.
+      flush =
+          std::max({persisted_confirmed_, spool_->last_complete_commit_lsn().value(), confirmed_});
+    }
   }
   StandbyStatusUpdate update;
   update.write_lsn = std::max(received_lsn_, flush);
@@ -405,6 +601,14 @@ Status CaptureDaemon::SendStatus(ReplicationConnection& repl) {
 }
 
 Status CaptureDaemon::Stream(ReplicationConnection& repl) {
+  // Under load a batch gathers for this long (or up to --batch-events) before it is handed to the
+  // writer, so syncs are few and large; when the stream pauses it goes at once.
+  constexpr auto kGatherTime = std::chrono::milliseconds(5);
+  // A batch is handed over once the source sent this much for it, whatever its event count.
+  constexpr size_t kBatchBytes = 8 << 20;
+  // Batches waiting for the writer, beyond the one it writes: bounds capture's memory.
+  constexpr size_t kQueuedBatches = 2;
+
   PgOutputDecoder decoder;
   ChangeBuilder builder(
       source_, [this](uint32_t oid, int32_t typmod) { return catalog_->TypeName(oid, typmod); });
@@ -419,18 +623,49 @@ Status CaptureDaemon::Stream(ReplicationConnection& repl) {
     Gauge* g;
     ~Disconnected() { g->Set(0); }
   } disconnected{connected_};
-  HeartbeatThread heartbeat(options_, *source_wal_lsn_);
+  HeartbeatThread heartbeat(options_, *source_wal_lsn_, *confirmed_lsn_, *lag_bytes_);
+  // Declared after the builder and the batch's owner so it is gone before they are.
+  SpoolWriter writer(*spool_, writer_metrics_, stop_, kQueuedBatches);
+  auto batch = std::make_unique<capture::EventBatch>();
+  Clock::time_point batch_since{};
   idle_lsn_ = 0;
   auto last_status = Clock::now();
   uint64_t skipped_before = 0;
+  const size_t max_events = std::max<size_t>(1, options_.batch_events);
+  bool reply_due = false;    // the server asked for a status update
+  bool stream_busy = false;  // the last receive brought a message
+  bool paused_full = false;  // held back by --spool-max-bytes
+
+  auto count_decoded = [&](const capture::EventBatch& b) {
+    std::array<uint64_t, kOps> by_op{};
+    for (size_t i = 0; i < b.size(); ++i) {
+      int op = b[i].op();
+      if (op >= 0 && op < kOps) ++by_op[op];
+    }
+    for (int op = 0; op < kOps; ++op) {
+      if (by_op[op] > 0) decoded_by_op_[op]->Add(by_op[op]);
+    }
+  };
+  auto quiet = [&] { return batch->empty() && writer.idle() && !builder.in_transaction(); };
+
   while (!stop_.load()) {
     if (companion_done_.load()) {
       return companion_status_.ok() ? Status::Internal("the shipper stopped unexpectedly")
                                     : companion_status_;
     }
+    LIFELINE_RETURN_IF_ERROR(writer.error());
+    since_event_->Set(std::chrono::duration<double>(Clock::now().time_since_epoch() -
+                                                    Clock::duration(last_event_at_ns_.load()))
+                          .count());
+    if (reply_due || Clock::now() - last_status >= std::chrono::seconds(1)) {
+      LIFELINE_RETURN_IF_ERROR(SendStatus(repl, quiet()));
+      last_status = Clock::now();
+      reply_due = false;
+    }
     if (options_.spool_max_bytes > 0 && spool_->live_bytes() >= options_.spool_max_bytes) {
       // Full: stop reading and hold the confirmed position; the slot keeps the WAL.
       spool_failing_->Set(1);
+      paused_full = true;
       if (Clock::now() - spool_full_logged_ > std::chrono::seconds(10)) {
         spool_full_logged_ = Clock::now();
         spdlog::error(
@@ -438,47 +673,58 @@ Status CaptureDaemon::Stream(ReplicationConnection& repl) {
             "confirms nothing more; PostgreSQL retains WAL until the shipper drains it",
             spool_->live_bytes(), options_.spool_max_bytes);
       }
-      if (Clock::now() - last_status >= std::chrono::seconds(1)) {
-        LIFELINE_RETURN_IF_ERROR(SendStatus(repl));
-        last_status = Clock::now();
-      }
       SleepUnlessStopped(stop_, std::chrono::milliseconds(100));
       continue;
     }
-    spool_failing_->Set(0);
-    auto wait = pending_.empty() ? std::chrono::milliseconds(100) : std::chrono::milliseconds(0);
-    LIFELINE_ASSIGN_OR_RETURN(auto msg, repl.Receive(wait));
-    bool reply = false;
-    if (msg) {
-      if (const auto* x = std::get_if<capture::XLogData>(&*msg)) {
-        LIFELINE_ASSIGN_OR_RETURN(auto decoded, decoder.Decode(x->payload));
-        if (pending_.empty()) pending_since_ = Clock::now();
-        LIFELINE_RETURN_IF_ERROR(builder.Apply(decoded, decoder, x->wal_start, &pending_));
-        received_lsn_ = std::max(received_lsn_, x->wal_start);
-        if (pending_.size() >= options_.batch_events) LIFELINE_RETURN_IF_ERROR(FlushPending());
-      } else if (const auto* k = std::get_if<capture::PrimaryKeepalive>(&*msg)) {
-        received_lsn_ = std::max(received_lsn_, k->wal_end);
-        if (!builder.in_transaction() && pending_.empty()) idle_lsn_ = k->wal_end;
-        reply = k->reply_requested;
+    if (!batch->empty()) {
+      // Hand the batch to the writer when it is free and the batch has gathered long enough, or
+      // when the batch is full; a full batch waits (not reading) until there is room.
+      bool full = batch->size() >= max_events || batch->bytes() >= kBatchBytes;
+      bool gathered = Clock::now() - batch_since >= kGatherTime;
+      if (full || (writer.idle() && (gathered || !stream_busy))) {
+        count_decoded(*batch);
+        if (!writer.Offer(batch)) {
+          if (!full) continue;
+          writer.WaitForRoom(std::chrono::milliseconds(100));
+          continue;
+        }
       }
     }
-    // Flush when the stream pauses, and at least every 20 ms under steady load.
-    if (!pending_.empty() &&
-        (!msg || Clock::now() - pending_since_ > std::chrono::milliseconds(20))) {
-      LIFELINE_RETURN_IF_ERROR(FlushPending());
+    if (paused_full) {
+      spool_failing_->Set(0);
+      paused_full = false;
+    }
+    // While a batch waits for the writer, look back often so it goes as soon as the writer is free.
+    auto wait = batch->empty() ? std::chrono::milliseconds(100) : std::chrono::milliseconds(1);
+    LIFELINE_ASSIGN_OR_RETURN(auto msg, repl.Receive(wait));
+    stream_busy = msg.has_value();
+    if (!msg) continue;
+    if (const auto* x = std::get_if<capture::XLogData>(&*msg)) {
+      LIFELINE_ASSIGN_OR_RETURN(auto decoded, decoder.Decode(x->payload));
+      if (batch->empty()) batch_since = Clock::now();
+      LIFELINE_RETURN_IF_ERROR(builder.Apply(decoded, decoder, x->wal_start, batch.get()));
+      batch->add_bytes(x->payload.size());
+      received_lsn_ = std::max(received_lsn_, x->wal_start);
+    } else if (const auto* k = std::get_if<capture::PrimaryKeepalive>(&*msg)) {
+      received_lsn_ = std::max(received_lsn_, k->wal_end);
+      if (quiet()) idle_lsn_ = k->wal_end;
+      if (k->reply_requested) reply_due = true;
     }
     if (builder.transactions_skipped() != skipped_before) {
       skipped_->Add(builder.transactions_skipped() - skipped_before);
       skipped_before = builder.transactions_skipped();
     }
-    since_event_->Set(std::chrono::duration<double>(Clock::now() - last_event_at_).count());
-    if (reply || Clock::now() - last_status >= std::chrono::seconds(1)) {
-      LIFELINE_RETURN_IF_ERROR(SendStatus(repl));
-      last_status = Clock::now();
+  }
+  // Stopping: write what was received, then confirm it.
+  if (!batch->empty()) {
+    count_decoded(*batch);
+    while (!writer.Offer(batch)) {
+      LIFELINE_RETURN_IF_ERROR(writer.error());
+      writer.WaitForRoom(std::chrono::milliseconds(100));
     }
   }
-  LIFELINE_RETURN_IF_ERROR(FlushPending());
-  LIFELINE_RETURN_IF_ERROR(SendStatus(repl));
+  LIFELINE_RETURN_IF_ERROR(writer.Finish());
+  LIFELINE_RETURN_IF_ERROR(SendStatus(repl, !builder.in_transaction()));
   spdlog::info("capture stopped: spool at seq {}, confirmed {}", spool_->last_complete_seq(),
                Lsn(confirmed_).ToString());
   return Status::Ok();
@@ -510,6 +756,7 @@ Status CaptureDaemon::Run() {
   auto backoff = std::chrono::milliseconds(250);
   int attempt = 0;
   auto slot_busy_since = Clock::time_point::max();
+  auto senders_full_since = Clock::time_point::max();
   while (!stop_.load()) {
     streamed_ = false;
     Status st = Session();
@@ -527,8 +774,16 @@ Status CaptureDaemon::Run() {
     } else {
       slot_busy_since = Clock::time_point::max();
     }
+    // Likewise a WAL sender of a capture just killed may hold the last free one for a moment.
+    if (st.message().find("no free WAL sender") != std::string::npos) {
+      senders_full_since = std::min(senders_full_since, Clock::now());
+      if (Clock::now() - senders_full_since > std::chrono::seconds(15)) {
+        return Status::FailedPrecondition(st.message());
+      }
+    } else {
+      senders_full_since = Clock::time_point::max();
+    }
     // A restarting source or a cut network: keep the spool, retry the source.
-    pending_.clear();
     catalog_.reset();
     if (streamed_) {
       attempt = 0;

@@ -1,15 +1,37 @@
-// pgoutput messages to ChangeEvents.
+// pgoutput messages to ChangeEvents, written into reused event objects.
 #include "capture/change_builder.h"
 
 namespace lifeline::capture {
+
+namespace {
+
+// A text buffer larger than this is not kept for reuse once a smaller value replaces it, so one
+// huge value does not pin its memory in a reused event for the rest of the stream.
+constexpr size_t kKeepTextCapacity = 64 * 1024;
+
+}  // namespace
+
+void EventBatch::Push(v1::ChangeEvent& ev) {
+  if (size_ < slots_.size()) {
+    slots_[size_].Swap(&ev);
+  } else {
+    slots_.push_back(std::move(ev));
+    ev.Clear();
+  }
+  ++size_;
+}
 
 ChangeBuilder::ChangeBuilder(v1::Source source, TypeNameLookup type_names)
     : source_(std::move(source)), type_names_(std::move(type_names)) {}
 
 void ChangeBuilder::FillRow(const TupleData& tuple, v1::Row* row) {
-  row->mutable_values()->Reserve(static_cast<int>(tuple.size()));
-  for (const auto& v : tuple) {
-    auto* out = row->add_values();
+  auto* values = row->mutable_values();
+  const int n = static_cast<int>(tuple.size());
+  while (values->size() > n) values->RemoveLast();
+  values->Reserve(n);
+  for (int i = 0; i < n; ++i) {
+    const TupleValue& v = tuple[static_cast<size_t>(i)];
+    v1::Value* out = i < values->size() ? values->Mutable(i) : values->Add();
     switch (v.kind) {
       case TupleValueKind::kNull:
         out->set_null(true);
@@ -18,7 +40,15 @@ void ChangeBuilder::FillRow(const TupleData& tuple, v1::Row* row) {
         out->set_unchanged_toast(true);
         break;
       case TupleValueKind::kText:
-        out->set_text(v.text);
+        if (out->kind_case() == v1::Value::kText) {
+          std::string* text = out->mutable_text();
+          if (text->capacity() > kKeepTextCapacity && v.text.size() * 2 < text->capacity()) {
+            std::string().swap(*text);
+          }
+          text->assign(v.text);
+        } else {
+          out->set_text(v.text);
+        }
         break;
     }
   }
@@ -45,43 +75,65 @@ const v1::Relation& ChangeBuilder::RelationFor(const PgOutputDecoder::CachedRela
   return entry.relation;
 }
 
-void ChangeBuilder::Emit(v1::ChangeEvent ev, std::vector<v1::ChangeEvent>* out) {
-  if (held_) out->push_back(std::move(*held_));
-  held_ = std::move(ev);
+v1::Row* ChangeBuilder::TakeRow() {
+  if (spare_rows_.empty()) return new v1::Row();
+  v1::Row* row = spare_rows_.back().release();
+  spare_rows_.pop_back();
+  return row;
 }
 
 Status ChangeBuilder::StartEvent(v1::Op op, uint32_t relation_oid, const PgOutputDecoder& decoder,
-                                 uint64_t wal_start, std::vector<v1::ChangeEvent>* out,
-                                 v1::ChangeEvent** ev) {
+                                 uint64_t wal_start, EventBatch* out, v1::ChangeEvent** ev) {
   *ev = nullptr;
   if (!in_txn_) {
     return Status::Corruption("pgoutput: a row change arrived outside a transaction at " +
                               std::to_string(wal_start));
   }
   if (skipping_) return Status::Ok();
-  v1::ChangeEvent e;
-  *e.mutable_source() = source_;
+  const PgOutputDecoder::CachedRelation* cached = nullptr;
+  if (relation_oid != 0) {
+    cached = decoder.FindRelation(relation_oid);
+    if (cached == nullptr) {
+      return Status::Corruption("pgoutput: relation " + std::to_string(relation_oid) +
+                                " is unknown");
+    }
+  }
+  if (has_held_) out->Push(held_);
+  has_held_ = true;
+  // held_ is now a spent event (or an empty one): every field is written again below.
+  v1::ChangeEvent& e = held_;
+  if (!e.has_source()) *e.mutable_source() = source_;
+  e.set_seq(0);
+  e.clear_prev_hash();
   e.set_commit_lsn(commit_lsn_);
   e.set_event_lsn(wal_start);
   e.set_xid(xid_);
   e.set_commit_time_us(commit_time_us_);
   e.set_index_in_txn(index_++);
+  e.set_txn_event_count(0);
+  e.set_last_in_txn(false);
   e.set_op(op);
-  if (relation_oid != 0) {
-    const auto* cached = decoder.FindRelation(relation_oid);
-    if (cached == nullptr) {
-      return Status::Corruption("pgoutput: relation " + std::to_string(relation_oid) +
-                                " is unknown");
+  e.clear_message();
+  e.set_truncate_options(0);
+  if (e.has_before()) spare_rows_.emplace_back(e.release_before());
+  if (e.has_after()) spare_rows_.emplace_back(e.release_after());
+  if (cached != nullptr) {
+    const v1::Relation& rel = RelationFor(*cached);
+    // Within one builder an oid and schema version always describe the same relation, so a
+    // spent event that carried it already needs no copy.
+    if (!e.has_relation() || e.relation().relation_oid() != rel.relation_oid() ||
+        e.relation().schema_version() != rel.schema_version()) {
+      *e.mutable_relation() = rel;
     }
-    *e.mutable_relation() = RelationFor(*cached);
+  } else {
+    e.clear_relation();
   }
-  Emit(std::move(e), out);
-  *ev = &*held_;
+  *ev = &e;
   return Status::Ok();
 }
 
 Status ChangeBuilder::Apply(const PgOutputMessage& message, const PgOutputDecoder& decoder,
-                            uint64_t wal_start, std::vector<v1::ChangeEvent>* out) {
+                            uint64_t wal_start, EventBatch* out) {
   v1::ChangeEvent* ev = nullptr;
   if (const auto* begin = std::get_if<BeginMessage>(&message)) {
     if (in_txn_) {
@@ -98,11 +150,11 @@ Status ChangeBuilder::Apply(const PgOutputMessage& message, const PgOutputDecode
   }
   if (const auto* commit = std::get_if<CommitMessage>(&message)) {
     if (!in_txn_) return Status::Corruption("pgoutput: Commit outside a transaction");
-    if (held_) {
-      held_->set_last_in_txn(true);
-      held_->set_txn_event_count(index_);
-      out->push_back(std::move(*held_));
-      held_.reset();
+    if (has_held_) {
+      held_.set_last_in_txn(true);
+      held_.set_txn_event_count(index_);
+      out->Push(held_);
+      has_held_ = false;
     }
     if (skipping_) ++skipped_;
     in_txn_ = false;
@@ -113,14 +165,21 @@ Status ChangeBuilder::Apply(const PgOutputMessage& message, const PgOutputDecode
   if (const auto* ins = std::get_if<InsertMessage>(&message)) {
     LIFELINE_RETURN_IF_ERROR(
         StartEvent(v1::OP_INSERT, ins->relation_oid, decoder, wal_start, out, &ev));
-    if (ev != nullptr) FillRow(ins->new_tuple, ev->mutable_after());
+    if (ev != nullptr) {
+      ev->set_allocated_after(TakeRow());
+      FillRow(ins->new_tuple, ev->mutable_after());
+    }
     return Status::Ok();
   }
   if (const auto* upd = std::get_if<UpdateMessage>(&message)) {
     LIFELINE_RETURN_IF_ERROR(
         StartEvent(v1::OP_UPDATE, upd->relation_oid, decoder, wal_start, out, &ev));
     if (ev != nullptr) {
-      if (upd->old_kind != 0) FillRow(upd->old_tuple, ev->mutable_before());
+      if (upd->old_kind != 0) {
+        ev->set_allocated_before(TakeRow());
+        FillRow(upd->old_tuple, ev->mutable_before());
+      }
+      ev->set_allocated_after(TakeRow());
       FillRow(upd->new_tuple, ev->mutable_after());
     }
     return Status::Ok();
@@ -128,7 +187,10 @@ Status ChangeBuilder::Apply(const PgOutputMessage& message, const PgOutputDecode
   if (const auto* del = std::get_if<DeleteMessage>(&message)) {
     LIFELINE_RETURN_IF_ERROR(
         StartEvent(v1::OP_DELETE, del->relation_oid, decoder, wal_start, out, &ev));
-    if (ev != nullptr) FillRow(del->old_tuple, ev->mutable_before());
+    if (ev != nullptr) {
+      ev->set_allocated_before(TakeRow());
+      FillRow(del->old_tuple, ev->mutable_before());
+    }
     return Status::Ok();
   }
   if (const auto* trunc = std::get_if<TruncateMessage>(&message)) {

@@ -5,7 +5,8 @@
 
 #include <cstdint>
 #include <functional>
-#include <optional>
+#include <memory>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -21,6 +22,32 @@ inline constexpr char kHeartbeatPrefix[] = "lifeline.heartbeat";
 // format_type(oid, typmod) on the source, for column type names.
 using TypeNameLookup = std::function<std::string(uint32_t type_oid, int32_t type_modifier)>;
 
+// The events of one spool write. Its event objects outlive Reset and are overwritten by later
+// events, so a steady stream reuses their strings and rows instead of allocating new ones.
+class EventBatch {
+ public:
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  const v1::ChangeEvent& operator[](size_t i) const { return slots_[i]; }
+  std::span<v1::ChangeEvent> events() { return {slots_.data(), size_}; }
+  // Approximate payload bytes of the events (what the source sent for them).
+  size_t bytes() const { return bytes_; }
+  void add_bytes(size_t n) { bytes_ += n; }
+
+  // Moves `ev` in as the newest event; `ev` is left holding a spent event to be overwritten.
+  void Push(v1::ChangeEvent& ev);
+  // Empties the batch, keeping its event objects for reuse.
+  void Reset() {
+    size_ = 0;
+    bytes_ = 0;
+  }
+
+ private:
+  std::vector<v1::ChangeEvent> slots_;
+  size_t size_ = 0;
+  size_t bytes_ = 0;
+};
+
 class ChangeBuilder {
  public:
   ChangeBuilder(v1::Source source, TypeNameLookup type_names);
@@ -31,23 +58,22 @@ class ChangeBuilder {
 
   // Feeds one message decoded at WAL position `wal_start`; finished events go to `out`.
   [[nodiscard]] Status Apply(const PgOutputMessage& message, const PgOutputDecoder& decoder,
-                             uint64_t wal_start, std::vector<v1::ChangeEvent>* out);
+                             uint64_t wal_start, EventBatch* out);
 
   bool in_transaction() const { return in_txn_; }
   // Commit LSN of the last transaction whose events were all handed out (0: none yet).
   uint64_t last_commit_lsn() const { return last_commit_lsn_; }
   uint64_t transactions_skipped() const { return skipped_; }
 
-  // The v1::Relation for a decoded relation (cached per oid and schema version). Shared with the
-  // snapshot reader so both describe a table the same way.
+  // Writes a decoded tuple into `row`, reusing the values (and their text buffers) it holds.
   static void FillRow(const TupleData& tuple, v1::Row* row);
 
  private:
+  // The v1::Relation for a decoded relation (cached per oid and schema version).
   const v1::Relation& RelationFor(const PgOutputDecoder::CachedRelation& cached);
   [[nodiscard]] Status StartEvent(v1::Op op, uint32_t relation_oid, const PgOutputDecoder& decoder,
-                                  uint64_t wal_start, std::vector<v1::ChangeEvent>* out,
-                                  v1::ChangeEvent** ev);
-  void Emit(v1::ChangeEvent ev, std::vector<v1::ChangeEvent>* out);
+                                  uint64_t wal_start, EventBatch* out, v1::ChangeEvent** ev);
+  v1::Row* TakeRow();
 
   v1::Source source_;
   TypeNameLookup type_names_;
@@ -60,7 +86,11 @@ class ChangeBuilder {
   uint32_t index_ = 0;
   uint64_t last_commit_lsn_ = 0;
   uint64_t skipped_ = 0;
-  std::optional<v1::ChangeEvent> held_;
+  // The newest event, held back until the next event or the Commit.
+  v1::ChangeEvent held_;
+  bool has_held_ = false;
+  // Row images taken off spent events, to be filled again.
+  std::vector<std::unique_ptr<v1::Row>> spare_rows_;
   struct RelationEntry {
     uint32_t schema_version = 0;
     v1::Relation relation;

@@ -15,6 +15,11 @@ bool Contains(const std::string& s, const char* needle) {
   return s.find(needle) != std::string::npos;
 }
 
+std::string TrimMessage(std::string m) {
+  while (!m.empty() && (m.back() == '\n' || m.back() == ' ')) m.pop_back();
+  return m;
+}
+
 }  // namespace
 
 ReplicationConnection::~ReplicationConnection() {
@@ -38,6 +43,14 @@ Result<std::unique_ptr<ReplicationConnection>> ReplicationConnection::Connect(
   c->conn_ = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
   if (c->conn_ == nullptr) return Status::Internal("libpq could not allocate a connection");
   if (PQstatus(c->conn_) != CONNECTION_OK) {
+    std::string err = PQerrorMessage(c->conn_);
+    if (Contains(err, "exceeds max_wal_senders")) {
+      // Transient while a just-stopped client's sender exits; capture gives up if it lasts.
+      return Status::Unavailable(
+          "no free WAL sender on the source (" + TrimMessage(err) +
+          "): raise max_wal_senders (ALTER SYSTEM SET max_wal_senders = ...; restart "
+          "PostgreSQL) or stop a replication client that holds one");
+    }
     return c->ConnectionError("connecting to the source for replication");
   }
   return c;
@@ -138,8 +151,9 @@ Result<std::optional<ServerReplicationMessage>> ReplicationConnection::Receive(
                                  (err.empty() ? std::string() : ": " + err));
     }
     if (n == -2) return ConnectionError("reading the replication stream");
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
+    // Rounded up: a wait shorter than a millisecond must still wait, not spin.
+    auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return std::optional<ServerReplicationMessage>();
     pollfd pfd{PQsocket(conn_), POLLIN, 0};
     int rc = poll(&pfd, 1, static_cast<int>(left.count()));

@@ -12,7 +12,7 @@
 namespace lifeline::capture {
 
 Result<uint64_t> ReadSnapshot(const SnapshotRequest& request, SourceCatalog& catalog, Spool& spool,
-                              Counter& rows_read, const std::atomic<bool>& stop) {
+                              const SnapshotProgress& progress, const std::atomic<bool>& stop) {
   const int64_t started_us = std::chrono::duration_cast<std::chrono::microseconds>(
                                  std::chrono::system_clock::now().time_since_epoch())
                                  .count();
@@ -23,9 +23,16 @@ Result<uint64_t> ReadSnapshot(const SnapshotRequest& request, SourceCatalog& cat
   auto flush = [&]() -> Status {
     if (pending.empty()) return Status::Ok();
     auto r = spool.Append(pending);
+    if (r.ok()) progress.rows_spooled->Add(pending.size());
     pending.clear();
     return r.status();
   };
+  double estimated = 0;
+  for (const auto& table : request.tables) {
+    auto n = catalog.EstimatedRows(table);
+    if (n.ok()) estimated += static_cast<double>(*n);
+  }
+  progress.rows_estimated->Set(estimated);
   try {
     pqxx::connection conn(ConnInfoWithPassword(request.conninfo, request.password));
     pqxx::work tx(conn, "lifeline snapshot");
@@ -76,7 +83,7 @@ Result<uint64_t> ReadSnapshot(const SnapshotRequest& request, SourceCatalog& cat
           if (held) pending.push_back(std::move(*held));
           held = std::move(ev);
           ++rows;
-          rows_read.Add();
+          progress.rows_read->Add();
           if (pending.size() >= request.batch_events) LIFELINE_RETURN_IF_ERROR(flush());
         }
       }
@@ -100,6 +107,7 @@ Result<uint64_t> ReadSnapshot(const SnapshotRequest& request, SourceCatalog& cat
   }
   auto r = spool.Append(pending, request.done_properties);
   if (!r.ok()) return r.status();
+  progress.rows_spooled->Add(pending.size());
   return rows;
 }
 

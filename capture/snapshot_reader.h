@@ -28,9 +28,16 @@ struct SnapshotRequest {
   std::vector<std::pair<std::string, std::string>> done_properties;
 };
 
+// How far the snapshot has got, for /metrics.
+struct SnapshotProgress {
+  Counter* rows_read = nullptr;     // rows read from the source
+  Counter* rows_spooled = nullptr;  // rows synced into the spool (visible once the last one is)
+  Gauge* rows_estimated = nullptr;  // the tables' row estimates (pg_class.reltuples), summed
+};
+
 // Returns the number of rows read. Stops early (returning Unavailable) when `stop` becomes true.
 [[nodiscard]] Result<uint64_t> ReadSnapshot(const SnapshotRequest& request, SourceCatalog& catalog,
-                                            Spool& spool, Counter& rows_read,
+                                            Spool& spool, const SnapshotProgress& progress,
                                             const std::atomic<bool>& stop);
 
 }  // namespace lifeline::capture

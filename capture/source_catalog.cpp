@@ -41,12 +41,15 @@ Result<std::unique_ptr<SourceCatalog>> SourceCatalog::Connect(const std::string&
   });
 }
 
-Status SourceCatalog::CheckServerSettings() {
+Status SourceCatalog::CheckServerSettings(const std::string& slot) {
   return GuardPostgres("checking source settings", [&]() -> Status {
     pqxx::nontransaction tx(*conn_);
-    auto r = tx.exec(
+    auto r = tx.exec_params(
         "SELECT current_setting('wal_level'), current_setting('max_replication_slots')::int, "
-        "current_setting('max_wal_senders')::int");
+        "current_setting('max_wal_senders')::int, (SELECT count(*) FROM pg_replication_slots), "
+        "(SELECT coalesce(string_agg(slot_name, ', ' ORDER BY slot_name), '') FROM "
+        "pg_replication_slots), EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)",
+        slot);
     std::string wal_level = r[0][0].as<std::string>();
     if (wal_level != "logical") {
       return Status::FailedPrecondition(
@@ -54,11 +57,24 @@ Status SourceCatalog::CheckServerSettings() {
           "; logical decoding needs wal_level = logical: run ALTER SYSTEM SET wal_level = "
           "logical and restart PostgreSQL");
     }
-    if (r[0][1].as<int>() < 1 || r[0][2].as<int>() < 1) {
+    int max_slots = r[0][1].as<int>(), max_senders = r[0][2].as<int>();
+    if (max_senders < 1) {
       return Status::FailedPrecondition(
-          "the source has max_replication_slots = " + r[0][1].as<std::string>() +
-          " and max_wal_senders = " + r[0][2].as<std::string>() +
-          "; capture needs at least one of each: raise them and restart PostgreSQL");
+          "the source has max_wal_senders = " + std::to_string(max_senders) +
+          "; capture streams through a WAL sender: run ALTER SYSTEM SET max_wal_senders = 10 "
+          "and restart PostgreSQL");
+    }
+    int used = r[0][3].as<int>();
+    bool ours_exists = r[0][5].as<bool>();
+    if (!ours_exists && used >= max_slots) {
+      std::string taken = r[0][4].as<std::string>();
+      return Status::FailedPrecondition(
+          "the source has max_replication_slots = " + std::to_string(max_slots) + " and " +
+          (used == 0 ? std::string("no slot can be made") : "all are in use (" + taken + ")") +
+          "; capture needs one for slot " + slot +
+          ": run ALTER SYSTEM SET max_replication_slots = " + std::to_string(used + 1) +
+          " (or more) and restart PostgreSQL, or drop a slot nothing uses with "
+          "SELECT pg_drop_replication_slot('name')");
     }
     return Status::Ok();
   });
@@ -169,6 +185,17 @@ Result<std::vector<SnapshotColumn>> SourceCatalog::Columns(const TableName& tabl
         }
         return cols;
       });
+}
+
+Result<uint64_t> SourceCatalog::EstimatedRows(const TableName& table) {
+  return GuardPostgres("estimating the rows of " + table.Display(), [&]() -> Result<uint64_t> {
+    pqxx::nontransaction tx(*conn_);
+    auto r = tx.exec_params(
+        "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = "
+        "$1::regclass",
+        table.Qualified());
+    return r[0][0].as<uint64_t>();
+  });
 }
 
 std::string SourceCatalog::TypeName(uint32_t type_oid, int32_t type_modifier) {

@@ -46,8 +46,8 @@ class SourceCatalog {
   ~SourceCatalog();
   [[nodiscard]] static Result<std::unique_ptr<SourceCatalog>> Connect(const std::string& conninfo,
                                                                       const std::string& password);
-  // wal_level = logical, room for a slot and a sender.
-  [[nodiscard]] Status CheckServerSettings();
+  // wal_level = logical, room for a sender, and room for `slot` unless it exists already.
+  [[nodiscard]] Status CheckServerSettings(const std::string& slot);
   // Each table exists and has a primary key or REPLICA IDENTITY FULL.
   [[nodiscard]] Status CheckTables(const std::vector<TableName>& tables);
   // Creates the publication if missing; adds tables it lacks.
@@ -56,6 +56,8 @@ class SourceCatalog {
   [[nodiscard]] Result<std::optional<SlotInfo>> FindSlot(const std::string& slot);
   [[nodiscard]] Result<uint32_t> RelationOid(const TableName& table);
   [[nodiscard]] Result<std::vector<SnapshotColumn>> Columns(const TableName& table);
+  // The planner's row estimate (pg_class.reltuples; 0 when the table was never analyzed).
+  [[nodiscard]] Result<uint64_t> EstimatedRows(const TableName& table);
   std::string TypeName(uint32_t type_oid, int32_t type_modifier);
   // A transactional logical message that comes back through the slot as a HEARTBEAT event.
   [[nodiscard]] Status EmitHeartbeat();

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <condition_variable>
+#include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -101,8 +102,29 @@ Status FromRocks(const rocksdb::Status& s, const std::string& what) {
   return Status::IOError(what + ": " + s.ToString());
 }
 
+// RocksDB's own log goes to the process log, not to a LOG file beside the data: on a full spool
+// filesystem that file fails too, and the library aborts on its next write to it.
+class RocksLog : public rocksdb::Logger {
+ public:
+  RocksLog() : rocksdb::Logger(rocksdb::WARN_LEVEL) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override { Logv(rocksdb::INFO_LEVEL, format, ap); }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    if (level < GetInfoLogLevel()) return;
+    char buf[1024];
+    std::vsnprintf(buf, sizeof buf, format, ap);
+    if (level >= rocksdb::ERROR_LEVEL) {
+      spdlog::error("rocksdb: {}", buf);
+    } else {
+      spdlog::warn("rocksdb: {}", buf);
+    }
+  }
+};
+
 rocksdb::Options BaseOptions() {
   rocksdb::Options o;
+  static const auto log = std::make_shared<RocksLog>();
+  o.info_log = log;
   o.create_if_missing = false;
   o.create_missing_column_families = false;
   o.compression = rocksdb::kLZ4Compression;
@@ -286,6 +308,7 @@ Status CreateSpoolDatabase(const std::string& dir) {
   std::string staging = dir + ".creating-" + std::to_string(getpid());
   std::error_code ec;
   fs::remove_all(staging, ec);
+  fs::create_directories(staging, ec);  // RocksDB logs an error for a directory it must make
   {
     rocksdb::Options options = BaseOptions();
     options.create_if_missing = true;

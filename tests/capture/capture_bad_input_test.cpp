@@ -1,9 +1,12 @@
 // `lifeline capture` given bad input or a source it cannot use: it exits 2 naming the problem and
 // the fix (or keeps retrying when the source may come back), and leaves the spool as it was.
 #include <gtest/gtest.h>
+#include <httplib.h>
+#include <sys/mount.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -12,6 +15,8 @@
 #include <vector>
 
 #include "common/local_postgres.h"
+#include "common/lsn.h"
+#include "common/spool.h"
 #include "common/subprocess.h"
 #include "tests/support/daemon.h"
 #include "tests/support/test_env.h"
@@ -485,6 +490,199 @@ TEST_F(CaptureBadInputIntegrationTest, UnusableSpoolPathExitsTwo) {
   std::ifstream in(file);
   std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_EQ(content, "not a directory\n");
+}
+
+// 13. Too few replication slots: all max_replication_slots are taken by another consumer's slot.
+TEST_F(CaptureBadInputIntegrationTest, NoFreeReplicationSlotExitsTwo) {
+  LocalPostgresOptions options;
+  options.settings = {"max_replication_slots = 1"};
+  auto pg = StartSource(options);
+  ASSERT_NE(pg, nullptr);
+  ASSERT_EQ(Sql(*pg, "SHOW max_replication_slots"), "1");
+  Sql(*pg, "SELECT pg_create_logical_replication_slot('someone_else', 'pgoutput')");
+  std::string spool = tmp_.Sub("spool");
+  CommandResult r = RunLifeline(CaptureArgs(pg->ConnInfo("app"), spool), "", 30'000);
+  EXPECT_EQ(r.exit_code, 2) << Describe(r);
+  EXPECT_TRUE(Contains(r.stderr_text, "max_replication_slots = 1")) << r.stderr_text;
+  EXPECT_TRUE(Contains(r.stderr_text, "someone_else")) << r.stderr_text;
+  EXPECT_TRUE(Contains(r.stderr_text, "ALTER SYSTEM SET max_replication_slots = 2"))
+      << r.stderr_text;
+  EXPECT_TRUE(Contains(r.stderr_text, "pg_drop_replication_slot")) << r.stderr_text;
+  EXPECT_EQ(SpoolLastSeq(spool), 0u);
+  // Refused before anything was set up on the source; the other slot is untouched.
+  EXPECT_EQ(Sql(*pg, "SELECT count(*) FROM pg_publication"), "0");
+  EXPECT_EQ(Sql(*pg, "SELECT string_agg(slot_name, ',') FROM pg_replication_slots"),
+            "someone_else");
+}
+
+// 14. Too few WAL senders: the only one is held by another replication client. A sender freed a
+// moment later (a capture just killed) is waited for; one that stays busy is an error.
+TEST_F(CaptureBadInputIntegrationTest, NoFreeWalSenderExitsTwo) {
+  LocalPostgresOptions options;
+  options.settings = {"max_wal_senders = 1"};
+  auto pg = StartSource(options);
+  ASSERT_NE(pg, nullptr);
+  ASSERT_EQ(Sql(*pg, "SHOW max_wal_senders"), "1");
+  // A replication connection occupies a WAL sender for as long as it is open.
+  CommandSpec holder;
+  holder.argv = {"psql",
+                 "-X",
+                 "-q",
+                 "-d",
+                 pg->ConnInfo("app") + " replication=database application_name=holder",
+                 "-c",
+                 "SELECT pg_sleep(120)"};
+  auto held = ChildProcess::Start(holder, tmp_.Sub("holder.log"));
+  ASSERT_TRUE(held.ok()) << held.status().ToString();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return Sql(*pg, "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'walsender'",
+                   "postgres") == "1";
+      },
+      milliseconds(10'000)))
+      << "the holder did not take the WAL sender";
+
+  std::string spool = tmp_.Sub("spool");
+  auto started = std::chrono::steady_clock::now();
+  CommandResult r = RunLifeline(CaptureArgs(pg->ConnInfo("app"), spool), "", 60'000);
+  auto took = std::chrono::steady_clock::now() - started;
+  EXPECT_EQ(r.exit_code, 2) << Describe(r);
+  EXPECT_TRUE(Contains(r.stderr_text, "max_wal_senders")) << r.stderr_text;
+  EXPECT_TRUE(Contains(r.stderr_text, "raise max_wal_senders")) << r.stderr_text;
+  EXPECT_TRUE(Contains(r.stderr_text, "stop a replication client that holds one")) << r.stderr_text;
+  EXPECT_GE(took, std::chrono::seconds(10)) << "a busy sender is waited for before giving up";
+  EXPECT_EQ(SpoolLastSeq(spool), 0u);
+  EXPECT_EQ(Sql(*pg, "SELECT count(*) FROM pg_replication_slots"), "0");
+  auto stopped = held->Stop(SIGTERM, milliseconds(10'000));
+  EXPECT_TRUE(stopped.ok());
+}
+
+// A tmpfs of a given size mounted on a directory of the test, unmounted at the end: a real
+// filesystem that runs out of space.
+class SmallFilesystem {
+ public:
+  SmallFilesystem(std::string dir, const std::string& size) : dir_(std::move(dir)) {
+    std::filesystem::create_directories(dir_);
+    std::string opts = "size=" + size + ",mode=0755";
+    if (mount("tmpfs", dir_.c_str(), "tmpfs", 0, opts.c_str()) != 0) {
+      error_ = std::string("mount -t tmpfs -o ") + opts + " " + dir_ + ": " + std::strerror(errno) +
+               " (the test needs root, or CAP_SYS_ADMIN, to make a small filesystem)";
+      return;
+    }
+    mounted_ = true;
+  }
+  ~SmallFilesystem() {
+    if (mounted_) umount2(dir_.c_str(), MNT_DETACH);
+  }
+  bool ok() const { return mounted_; }
+  const std::string& error() const { return error_; }
+  // Grows (or shrinks) the filesystem in place, as freeing space would.
+  bool Resize(const std::string& size) {
+    std::string opts = "size=" + size + ",mode=0755";
+    return mount("tmpfs", dir_.c_str(), "tmpfs", MS_REMOUNT, opts.c_str()) == 0;
+  }
+
+ private:
+  std::string dir_;
+  bool mounted_ = false;
+  std::string error_;
+};
+
+// 15. The spool's filesystem fills up: capture stops confirming (the slot's confirmed_flush_lsn
+// stays within what is synced in the spool), reports it loudly naming the spool and the fix, and
+// keeps running; once space comes back it carries on and every committed change arrives once.
+TEST_F(CaptureBadInputIntegrationTest, FullDiskUnderTheSpoolHoldsTheSlotAndLosesNothing) {
+  auto pg = StartSource();
+  ASSERT_NE(pg, nullptr);
+  Sql(*pg, "CREATE TABLE items (n bigint PRIMARY KEY, pad text)");
+  SmallFilesystem fs(tmp_.Sub("small"), "12m");
+  ASSERT_TRUE(fs.ok()) << fs.error();
+  std::string spool = tmp_.Sub("small") + "/spool";
+  auto port = PickFreePort();
+  ASSERT_TRUE(port.ok());
+  auto d = StartStreaming(
+      pg->ConnInfo("app"), spool, "capture.log",
+      {"--table", "public.items", "--metrics-addr", "127.0.0.1:" + std::to_string(*port)});
+  ASSERT_NE(d, nullptr);
+  httplib::Client http("127.0.0.1", *port);
+  auto failing = [&] {
+    auto res = http.Get("/metrics");
+    return res && res->status == 200 &&
+           Contains(res->body, "\nlifeline_capture_spool_write_failing 1\n");
+  };
+  uint64_t lsn_before_load = Lsn::Parse(Sql(*pg, "SELECT pg_current_wal_lsn()"))->value();
+
+  // About 30 MB of events against 12 MB of space: transactions of 200 rows of ~500 bytes.
+  constexpr int kTxns = 300, kRowsPerTxn = 200;
+  for (int t = 0; t < kTxns; ++t) {
+    Sql(*pg, "INSERT INTO items SELECT g, repeat(md5(g::text), 16) FROM generate_series(" +
+                 std::to_string(t * kRowsPerTxn + 1) + ", " +
+                 std::to_string((t + 1) * kRowsPerTxn) + ") g");
+  }
+  ASSERT_TRUE(WaitFor(failing, milliseconds(60'000))) << d->Log();
+  ASSERT_TRUE(WaitFor([&] { return Contains(d->Log(), "cannot write the spool " + spool); },
+                      milliseconds(10'000)))
+      << d->Log();
+  std::string log = d->Log();
+  EXPECT_TRUE(Contains(log, "No space left on device")) << log;
+  EXPECT_TRUE(Contains(log, "Free space on the filesystem of " + spool)) << log;
+  EXPECT_TRUE(Contains(log, "nothing is lost")) << log;
+
+  // Stuck, but alive, and not confirming anything it has not synced: every transaction of the
+  // load committed after lsn_before_load, so the slot may confirm at most that or what the spool
+  // holds. Status updates go out every second; give them a few.
+  std::this_thread::sleep_for(std::chrono::seconds(4));
+  EXPECT_TRUE(d->running()) << d->Log();
+  EXPECT_TRUE(failing());
+  uint64_t confirmed = Lsn::Parse(Sql(*pg,
+                                      "SELECT confirmed_flush_lsn FROM pg_replication_slots "
+                                      "WHERE slot_name = 'lifeline'"))
+                           ->value();
+  uint64_t spooled_lsn = 0, spooled_seq = 0;
+  {
+    auto reader = Spool::OpenForRead(spool);
+    ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+    spooled_lsn = (*reader)->last_complete_commit_lsn().value();
+    spooled_seq = (*reader)->last_complete_seq();
+  }
+  EXPECT_LE(confirmed, std::max(spooled_lsn, lsn_before_load))
+      << "the slot confirmed " << Lsn(confirmed).ToString() << " past the spool's "
+      << Lsn(spooled_lsn).ToString();
+  EXPECT_LT(spooled_seq, static_cast<uint64_t>(kSnapshotRows + kTxns * kRowsPerTxn))
+      << "the filesystem was expected to fill before the load was spooled";
+  std::string wal_status =
+      Sql(*pg, "SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'lifeline'");
+  EXPECT_TRUE(wal_status == "reserved" || wal_status == "extended") << wal_status;
+
+  // Space comes back: capture carries on by itself and everything arrives exactly once.
+  ASSERT_TRUE(fs.Resize("512m")) << std::strerror(errno);
+  uint64_t want = kSnapshotRows + kTxns * kRowsPerTxn;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        auto reader = Spool::OpenForRead(spool);
+        if (!reader.ok()) return false;
+        auto st = (*reader)->Stats();
+        return st.events >= want;
+      },
+      milliseconds(120'000)))
+      << d->Log();
+  EXPECT_TRUE(WaitFor([&] { return !failing(); }, milliseconds(10'000)));
+  EXPECT_TRUE(Contains(d->Log(), "is writable again")) << d->Log();
+  EXPECT_EQ(d->Stop(), 0) << d->Log();
+
+  // Row events in the spool: the snapshot, then every load row once, in order, nothing else.
+  std::vector<std::string> events = Lines(InspectJson(spool));
+  std::vector<std::string> inserts;
+  for (const auto& e : events) {
+    if (Contains(e, "\"op\":\"insert\"")) inserts.push_back(e);
+  }
+  ASSERT_EQ(inserts.size(), static_cast<size_t>(kTxns * kRowsPerTxn));
+  for (size_t i = 0; i < inserts.size(); ++i) {
+    ASSERT_TRUE(Contains(inserts[i], "\"n\":\"" + std::to_string(i + 1) + "\""))
+        << "row " << i + 1 << " missing, duplicated or out of order: " << inserts[i];
+  }
+  CommandResult verify = RunLifeline({"spool", "verify", "--spool", spool}, "", 60'000);
+  EXPECT_EQ(verify.exit_code, 0) << Describe(verify);
 }
 
 }  // namespace

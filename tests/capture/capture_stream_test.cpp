@@ -1,7 +1,10 @@
 // capture against a real PostgreSQL 15: type fidelity, transaction shapes, snapshot + stream with
-// every row once, and no loss or duplicates through kill -9 and source restarts.
+// every row once, no loss or duplicates through kill -9 and source restarts, a transaction of a
+// million rows in bounded memory, and /metrics following a known load.
 #include <gtest/gtest.h>
+#include <httplib.h>
 
+#include <fstream>
 #include <map>
 #include <random>
 #include <set>
@@ -378,6 +381,233 @@ TEST_F(CaptureIntegration, SourceImmediateRestartMidLoadLosesNothing) {
   EXPECT_NE(capture->Log().find("retrying"), std::string::npos);
   EXPECT_EQ(capture->Stop(), 0);
   CheckAgainstCommitted(spool_dir(), *pg_);
+}
+
+// Resident set of `pid` from /proc/PID/status: `field` is "VmRSS" or "VmHWM" (peak); KiB, 0 if
+// gone.
+uint64_t ProcStatusKb(pid_t pid, const std::string& field) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(field + ":", 0) == 0) return std::stoull(line.substr(field.size() + 1));
+  }
+  return 0;
+}
+
+// One transaction of 1,000,000 rows streams through capture: its memory stays bounded (it never
+// holds a transaction) and the spool holds the whole transaction, every row once, in order.
+TEST_F(CaptureIntegration, MillionRowTransactionInBoundedMemory) {
+  constexpr int64_t kRows = 1'000'000;
+  constexpr uint64_t kMaxRssKb = 200 * 1024;
+  Sql("CREATE TABLE big (n bigint PRIMARY KEY, v text)");
+  CommandSpec spec;
+  spec.argv = {testing::LifelineBinary(),
+               "capture",
+               "--source",
+               pg_->ConnInfo("app"),
+               "--spool",
+               spool_dir(),
+               "--table",
+               "public.big",
+               "--heartbeat-interval",
+               "200ms"};
+  std::string log = tmp_.Sub("capture.log");
+  auto capture = ChildProcess::Start(spec, log);
+  ASSERT_TRUE(capture.ok()) << capture.status().ToString();
+  auto log_text = [&] {
+    std::ifstream in(log);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  ASSERT_TRUE(
+      WaitFor([&] { return log_text().find("streaming from slot") != std::string::npos; }, 30s))
+      << log_text();
+  uint64_t seq_before = testing::SpoolLastSeq(spool_dir());
+
+  // The insert runs beside the sampling, so the resident set is watched while the rows stream.
+  CommandSpec load;
+  load.argv = {"psql",
+               "-X",
+               "-q",
+               "-v",
+               "ON_ERROR_STOP=1",
+               "-h",
+               "127.0.0.1",
+               "-p",
+               std::to_string(pg_->port()),
+               "-U",
+               "postgres",
+               "-d",
+               "app",
+               "-c",
+               "INSERT INTO big SELECT g, 'row ' || g || ' ' || md5(g::text) FROM "
+               "generate_series(1, " +
+                   std::to_string(kRows) + ") g"};
+  auto loader = ChildProcess::Start(load, tmp_.Sub("load.log"));
+  ASSERT_TRUE(loader.ok());
+  uint64_t max_rss_kb = 0;
+  auto deadline = std::chrono::steady_clock::now() + 600s;
+  bool done = false;
+  while (!done && std::chrono::steady_clock::now() < deadline) {
+    max_rss_kb = std::max(max_rss_kb, ProcStatusKb(capture->pid(), "VmRSS"));
+    ASSERT_TRUE(capture->running()) << log_text();
+    done = !loader->running() && testing::SpoolLastSeq(spool_dir()) > seq_before;
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_TRUE(done) << "the million-row transaction did not reach the spool in 600 s";
+  auto load_exit = loader->Wait(1s);
+  ASSERT_TRUE(load_exit.ok() && *load_exit == 0) << "the load failed";
+  WaitCaughtUp(120s);
+  uint64_t peak_kb = ProcStatusKb(capture->pid(), "VmHWM");
+  max_rss_kb = std::max(max_rss_kb, ProcStatusKb(capture->pid(), "VmRSS"));
+  EXPECT_LT(peak_kb, kMaxRssKb) << "capture's peak resident set (VmHWM) " << peak_kb << " KiB";
+  EXPECT_LT(max_rss_kb, kMaxRssKb)
+      << "capture's resident set (VmRSS) reached " << max_rss_kb << " KiB";
+  std::printf("capture resident set: peak %llu KiB (VmHWM), largest sample %llu KiB\n",
+              static_cast<unsigned long long>(peak_kb),
+              static_cast<unsigned long long>(max_rss_kb));
+  auto stopped = capture->Stop(SIGTERM, 30s);
+  ASSERT_TRUE(stopped.ok());
+  EXPECT_EQ(*stopped, 0) << log_text();
+
+  // The spool holds the transaction whole: 1,000,000 INSERT events of one xid, indexed 0..N-1,
+  // rows 1..N in order, only the last marked, carrying the count.
+  auto spool = Spool::OpenForRead(spool_dir());
+  ASSERT_TRUE(spool.ok()) << spool.status().ToString();
+  Status verified = (*spool)->Verify();
+  ASSERT_TRUE(verified.ok()) << verified.ToString();
+  uint64_t next = seq_before + 1;
+  int64_t rows = 0;
+  uint32_t xid = 0;
+  uint64_t commit_lsn = 0;
+  bool last_seen = false;
+  while (next <= (*spool)->last_complete_seq()) {
+    auto batch = (*spool)->Read(next, 20'000);
+    ASSERT_TRUE(batch.ok()) << batch.status().ToString();
+    ASSERT_FALSE(batch->empty());
+    for (const auto& rec : *batch) {
+      next = rec.seq + 1;
+      auto ev = ParseEvent(rec);
+      ASSERT_TRUE(ev.ok()) << ev.status().ToString();
+      if (ev->op() == v1::OP_HEARTBEAT) continue;
+      ASSERT_FALSE(last_seen) << "an event after the transaction's last, at seq " << rec.seq;
+      ASSERT_EQ(ev->op(), v1::OP_INSERT) << "at seq " << rec.seq;
+      if (rows == 0) {
+        xid = ev->xid();
+        commit_lsn = ev->commit_lsn();
+      }
+      ASSERT_EQ(ev->xid(), xid) << "at seq " << rec.seq;
+      ASSERT_EQ(ev->commit_lsn(), commit_lsn) << "at seq " << rec.seq;
+      ASSERT_EQ(ev->index_in_txn(), static_cast<uint32_t>(rows)) << "at seq " << rec.seq;
+      ASSERT_EQ(ev->after().values(0).text(), std::to_string(rows + 1)) << "at seq " << rec.seq;
+      ++rows;
+      if (ev->last_in_txn()) {
+        last_seen = true;
+        EXPECT_EQ(ev->txn_event_count(), static_cast<uint32_t>(kRows));
+      }
+    }
+  }
+  EXPECT_EQ(rows, kRows);
+  EXPECT_TRUE(last_seen) << "the transaction's last event is not marked";
+}
+
+// /metrics of a running capture: snapshot progress, events decoded and spooled per operation,
+// the last commit LSN, the confirmed flush LSN, WAL bytes behind and seconds since the last event
+// all follow a known load.
+TEST_F(CaptureIntegration, MetricsFollowAKnownLoad) {
+  Sql("CREATE TABLE items (n int PRIMARY KEY, v int)");
+  Sql("INSERT INTO items SELECT g, 0 FROM generate_series(1, 5) g; ANALYZE items");
+  Sql("CREATE TABLE other (n int, pad text)");
+  auto port = PickFreePort();
+  ASSERT_TRUE(port.ok());
+  // No heartbeats, so every event counted below comes from the load.
+  LifelineDaemon capture({"capture", "--source", pg_->ConnInfo("app"), "--spool", spool_dir(),
+                          "--table", "public.items", "--heartbeat-interval", "1h", "--metrics-addr",
+                          "127.0.0.1:" + std::to_string(*port)},
+                         tmp_.Sub("capture.log"));
+  ASSERT_TRUE(capture.Start());
+  ASSERT_TRUE(
+      WaitFor([&] { return capture.Log().find("streaming from slot") != std::string::npos; }, 30s))
+      << capture.Log();
+  httplib::Client http("127.0.0.1", *port);
+  http.set_connection_timeout(2s);
+  http.set_read_timeout(5s);
+  // The value of one series ("name" or "name{op=\"insert\"}"), or -1 when absent.
+  auto metric = [&](const std::string& series) -> double {
+    auto res = http.Get("/metrics");
+    if (!res || res->status != 200) return -1;
+    size_t at = res->body.find("\n" + series + " ");
+    if (at == std::string::npos) return -1;
+    return std::strtod(res->body.c_str() + at + 1 + series.size() + 1, nullptr);
+  };
+  auto wal_lsn = [&] {
+    return static_cast<double>(
+        Lsn::Parse(Trim(*pg_->Psql("SELECT pg_current_wal_lsn()", "app")))->value());
+  };
+  auto op = [](const std::string& family, const std::string& name) {
+    return family + "{op=\"" + name + "\"}";
+  };
+
+  // The snapshot: five rows, estimated, read, spooled and done.
+  EXPECT_EQ(metric("lifeline_capture_snapshot_done"), 1);
+  EXPECT_EQ(metric("lifeline_capture_snapshot_rows_total"), 5);
+  EXPECT_EQ(metric("lifeline_capture_snapshot_rows_spooled_total"), 5);
+  EXPECT_EQ(metric("lifeline_capture_snapshot_rows_estimated"), 5);
+  EXPECT_EQ(metric(op("lifeline_capture_events_decoded_total", "snapshot")), 5);
+  EXPECT_EQ(metric("lifeline_capture_events_spooled_total"), 0);
+  EXPECT_EQ(metric("lifeline_capture_connected"), 1);
+
+  // The load: 100 inserts, 40 updates, 10 deletes in three transactions.
+  Sql("INSERT INTO items SELECT g, 0 FROM generate_series(6, 105) g");
+  Sql("UPDATE items SET v = 1 WHERE n BETWEEN 6 AND 45");
+  double before_last = wal_lsn();
+  Sql("DELETE FROM items WHERE n BETWEEN 96 AND 105");
+  double after_last = wal_lsn();
+  ASSERT_TRUE(WaitFor([&] { return metric("lifeline_capture_events_spooled_total") >= 150; }, 30s))
+      << capture.Log();
+  EXPECT_EQ(metric("lifeline_capture_events_spooled_total"), 150);
+  EXPECT_EQ(metric("lifeline_capture_transactions_total"), 3);
+  for (const auto& [name, n] : std::vector<std::pair<std::string, double>>{
+           {"insert", 100}, {"update", 40}, {"delete", 10}, {"truncate", 0}, {"heartbeat", 0}}) {
+    EXPECT_EQ(metric(op("lifeline_capture_events_decoded_total", name)), n) << name;
+    EXPECT_EQ(metric(op("lifeline_capture_events_spooled_by_op_total", name)), n) << name;
+  }
+  double last_commit = metric("lifeline_capture_last_commit_lsn");
+  EXPECT_GT(last_commit, before_last) << "the last commit LSN is the DELETE's";
+  EXPECT_LE(last_commit, after_last);
+  // Confirmed within a status interval or two, and the slot shows the same.
+  EXPECT_TRUE(
+      WaitFor([&] { return metric("lifeline_capture_confirmed_flush_lsn") >= last_commit; }, 5s));
+  auto slot_lsn = [&] {
+    return static_cast<double>(
+        Lsn::Parse(Trim(*pg_->Psql("SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE "
+                                   "slot_name = 'lifeline'",
+                                   "app")))
+            ->value());
+  };
+  EXPECT_TRUE(WaitFor([&] { return slot_lsn() >= last_commit; }, 5s));
+
+  // WAL behind: WAL the captured table does not see is confirmed from keepalives, so after a
+  // burst of it the lag comes back to (nearly) nothing; source WAL LSN minus flush LSN throughout.
+  Sql("INSERT INTO other SELECT g, repeat('x', 500) FROM generate_series(1, 20000) g");
+  double burst_end = wal_lsn();
+  ASSERT_GT(burst_end - after_last, 8e6) << "the burst should write megabytes of WAL";
+  EXPECT_TRUE(WaitFor([&] { return metric("lifeline_capture_source_wal_lsn") >= burst_end; }, 5s));
+  EXPECT_TRUE(WaitFor([&] { return metric("lifeline_capture_source_lag_bytes") < 1e6; }, 15s))
+      << "lag " << metric("lifeline_capture_source_lag_bytes");
+  EXPECT_GE(metric("lifeline_capture_confirmed_flush_lsn"), burst_end - 1e6);
+  double lag = metric("lifeline_capture_source_lag_bytes");
+  EXPECT_GE(lag, 0);
+  EXPECT_LE(lag, metric("lifeline_capture_source_wal_lsn") -
+                     metric("lifeline_capture_confirmed_flush_lsn") + 1e6);
+
+  // Seconds since the last event grow while nothing is captured and drop with a new event.
+  EXPECT_TRUE(
+      WaitFor([&] { return metric("lifeline_capture_seconds_since_last_event") >= 2; }, 10s));
+  Sql("INSERT INTO items VALUES (1000, 0)");
+  ASSERT_TRUE(WaitFor([&] { return metric("lifeline_capture_events_spooled_total") >= 151; }, 10s));
+  EXPECT_TRUE(WaitFor([&] { return metric("lifeline_capture_seconds_since_last_event") < 1; }, 2s));
+  EXPECT_EQ(metric(op("lifeline_capture_events_decoded_total", "insert")), 101);
+  EXPECT_EQ(metric("lifeline_capture_spool_write_failing"), 0);
+  EXPECT_EQ(capture.Stop(), 0) << capture.Log();
 }
 
 }  // namespace

@@ -72,7 +72,7 @@ class ChangeBuilderTest : public ::testing::Test {
   ChangeBuilder builder_{source_, [](uint32_t oid, int32_t) {
                            return oid == 23 ? std::string("integer") : std::string("text");
                          }};
-  std::vector<v1::ChangeEvent> out_;
+  EventBatch out_;
 };
 
 TEST_F(ChangeBuilderTest, MarksTheLastEventOfATransactionAtCommit) {
