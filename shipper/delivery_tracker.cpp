@@ -5,24 +5,31 @@ namespace lifeline::shipper {
 
 void DeliveryTracker::Sent(uint64_t seq, int64_t commit_time_us) {
   std::lock_guard lock(mu_);
-  pending_[seq] = {commit_time_us, false};
+  if (seq <= cursor_) return;  // already acknowledged with everything before it
+  uint64_t index = seq - cursor_ - 1;
+  if (index >= pending_.size()) pending_.resize(index + 1);
+  Entry& e = pending_[index];
+  if (e.state == State::kNotSent) ++in_flight_;
+  e = {commit_time_us, State::kSent};
 }
 
 void DeliveryTracker::Acknowledged(uint64_t seq) {
   std::lock_guard lock(mu_);
-  auto it = pending_.find(seq);
-  if (it == pending_.end()) return;  // a report from before a Reset
-  it->second.second = true;
-  while (!pending_.empty() && pending_.begin()->second.second &&
-         pending_.begin()->first == cursor_ + 1) {
-    cursor_ = pending_.begin()->first;
-    pending_.erase(pending_.begin());
+  if (seq <= cursor_ || seq - cursor_ - 1 >= pending_.size()) return;  // from before a Reset
+  Entry& e = pending_[seq - cursor_ - 1];
+  if (e.state != State::kSent) return;
+  e.state = State::kAcknowledged;
+  while (!pending_.empty() && pending_.front().state == State::kAcknowledged) {
+    ++cursor_;
+    --in_flight_;
+    pending_.pop_front();
   }
 }
 
 void DeliveryTracker::Reset() {
   std::lock_guard lock(mu_);
   pending_.clear();
+  in_flight_ = 0;
 }
 
 uint64_t DeliveryTracker::cursor() const {
@@ -32,13 +39,13 @@ uint64_t DeliveryTracker::cursor() const {
 
 size_t DeliveryTracker::in_flight() const {
   std::lock_guard lock(mu_);
-  return pending_.size();
+  return in_flight_;
 }
 
 int64_t DeliveryTracker::oldest_unacknowledged_commit_time_us() const {
   std::lock_guard lock(mu_);
-  for (const auto& [seq, p] : pending_) {
-    if (!p.second) return p.first;
+  for (const Entry& e : pending_) {
+    if (e.state == State::kSent) return e.commit_time_us;
   }
   return 0;
 }

@@ -3,7 +3,7 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
+#include <deque>
 #include <mutex>
 
 namespace lifeline::shipper {
@@ -22,9 +22,18 @@ class DeliveryTracker {
   int64_t oldest_unacknowledged_commit_time_us() const;
 
  private:
+  enum class State : uint8_t { kNotSent, kSent, kAcknowledged };
+  struct Entry {
+    int64_t commit_time_us = 0;
+    State state = State::kNotSent;
+  };
+
   mutable std::mutex mu_;
   uint64_t cursor_;
-  std::map<uint64_t, std::pair<int64_t, bool>> pending_;  // seq -> (commit time, acknowledged)
+  // Entry i is seq cursor_ + 1 + i. Seqs are sent in order, so this is a queue: no allocation
+  // per record, unlike a map node.
+  std::deque<Entry> pending_;
+  size_t in_flight_ = 0;  // entries sent and not yet passed by the cursor
 };
 
 }  // namespace lifeline::shipper

@@ -16,6 +16,10 @@ namespace lifeline {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// Events per spool read. Each read opens a RocksDB iterator, which costs about as much as
+// reading a thousand events, so a backlog is read in large slices.
+constexpr size_t kReadBatch = 8192;
 using shipper::DeliveryTracker;
 using shipper::KafkaProducer;
 
@@ -145,7 +149,7 @@ Status Shipper::Run() {
       next = tracker_.cursor() + 1;
       continue;
     }
-    LIFELINE_ASSIGN_OR_RETURN(auto batch, spool_.Read(next, 1000));
+    LIFELINE_ASSIGN_OR_RETURN(auto batch, spool_.Read(next, kReadBatch));
     if (batch.empty()) {
       if (options_.until_drained && tracker_.in_flight() == 0 &&
           next > spool_.last_complete_seq()) {

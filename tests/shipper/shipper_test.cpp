@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/lsn.h"
+#include "common/spool.h"
 #include "shipper/delivery_tracker.h"
 #include "shipper/kafka_producer.h"
 #include "shipper/kafka_record.h"
@@ -249,6 +250,95 @@ TEST(ToKafkaRecord, RejectsUnparseableOrMisplacedEvents) {
   SpoolRecord misplaced = ToSpoolRecord(ev);
   misplaced.seq = 8;  // the event says 7
   EXPECT_FALSE(ToKafkaRecord(misplaced).ok());
+}
+
+// The record built from the wire scan must equal the one built from a full parse, whatever the
+// event looks like: RecordKey and the headers over ParseEvent are the reference.
+void ExpectSameAsFullParse(const SpoolRecord& rec, const std::string& what) {
+  SCOPED_TRACE(what);
+  auto full = ParseEvent(rec);
+  auto r = ToKafkaRecord(rec);
+  ASSERT_EQ(r.ok(), full.ok()) << (r.ok() ? full.status() : r.status()).ToString();
+  if (!r.ok()) return;
+  EXPECT_EQ(r->seq, full->seq());
+  EXPECT_EQ(r->key, RecordKey(*full));
+  EXPECT_EQ(r->value, rec.bytes);
+  EXPECT_EQ(r->commit_time_us, full->commit_time_us());
+  EXPECT_EQ(r->timestamp_ms, full->commit_time_us() / 1000);
+  std::vector<std::pair<std::string, std::string>> want = {
+      {"seq", std::to_string(full->seq())},
+      {"commit_lsn", Lsn(full->commit_lsn()).ToString()},
+      {"source", full->source().system_id() + "/" + full->source().slot_name()},
+      {"schema_version", std::to_string(full->relation().schema_version())}};
+  EXPECT_EQ(r->headers, want);
+}
+
+TEST(ToKafkaRecord, AgreesWithAFullParseOnEveryShapeOfEvent) {
+  std::vector<std::pair<std::string, v1::ChangeEvent>> cases;
+  cases.emplace_back("single key",
+                     RowEvent(v1::OP_INSERT, {{"id", true}, {"v", false}}, {"1", "x"}));
+  cases.emplace_back("composite key",
+                     RowEvent(v1::OP_UPDATE, {{"t", true}, {"v", false}, {"n", true}},
+                              {"acme \"east\"", "x", "42"}));
+  cases.emplace_back("delete", RowEvent(v1::OP_DELETE, {{"id", true}}, {"4"}));
+  cases.emplace_back("no key columns", RowEvent(v1::OP_INSERT, {{"a", false}}, {"1"}));
+  cases.emplace_back("more columns than values",
+                     RowEvent(v1::OP_INSERT, {{"a", false}, {"id", true}}, {"1"}));
+  auto null_key = RowEvent(v1::OP_INSERT, {{"id", true}, {"n", true}}, {"1", "2"});
+  null_key.mutable_after()->mutable_values(0)->set_null(true);
+  null_key.mutable_after()->mutable_values(1)->set_unchanged_toast(true);
+  cases.emplace_back("null and unchanged-TOAST key values", null_key);
+  auto delete_without_before = RowEvent(v1::OP_DELETE, {{"id", true}}, {"4"});
+  delete_without_before.clear_before();
+  delete_without_before.mutable_after()->add_values()->set_text("5");
+  cases.emplace_back("delete with only an after image", delete_without_before);
+  auto empty_after = RowEvent(v1::OP_INSERT, {{"id", true}}, {});
+  cases.emplace_back("empty after image", empty_after);
+  v1::ChangeEvent hb;
+  hb.set_seq(7);
+  hb.set_op(v1::OP_HEARTBEAT);
+  hb.set_message("beat");
+  cases.emplace_back("heartbeat without source", hb);
+  auto sample = testing::SampleEvent(12, 0, 1);
+  sample.set_seq(7);
+  sample.set_prev_hash(std::string(32, '\x01'));
+  cases.emplace_back("sample event", sample);
+  auto negative_time = RowEvent(v1::OP_INSERT, {{"id", true}}, {"1"});
+  negative_time.set_commit_time_us(-5);
+  cases.emplace_back("negative commit time", negative_time);
+  for (const auto& [what, ev] : cases) ExpectSameAsFullParse(ToSpoolRecord(ev), what);
+
+  // Protobuf merges a message given twice: scalars last wins, lists append, sub-messages merge.
+  auto first = RowEvent(v1::OP_INSERT, {{"id", true}}, {"1"});
+  auto second = RowEvent(v1::OP_UPDATE, {{"n", true}}, {"2"});
+  second.mutable_source()->set_slot_name("other");
+  second.mutable_relation()->set_schema_version(9);
+  SpoolRecord merged{7, first.SerializeAsString() + second.SerializeAsString()};
+  ExpectSameAsFullParse(merged, "two serializations concatenated");
+
+  // Unknown fields are skipped; a known field number with another wire type is unknown too.
+  std::string unknown = ToSpoolRecord(first).bytes;
+  unknown += std::string("\xa8\x06\x05", 3);              // field 101, varint
+  unknown += std::string("\x0a\x00", 2);                  // field 1 (seq) as length-delimited
+  unknown += std::string("\xb5\x06\x01\x02\x03\x04", 6);  // field 102, fixed32
+  ExpectSameAsFullParse(SpoolRecord{7, unknown}, "unknown fields");
+  std::string group = ToSpoolRecord(first).bytes + std::string("\xab\x06\xac\x06", 4);
+  ExpectSameAsFullParse(SpoolRecord{7, group}, "an empty group (field 101)");
+}
+
+TEST(ToKafkaRecord, RejectsWhatTheFullParserRejects) {
+  auto ev = RowEvent(v1::OP_INSERT, {{"id", true}, {"v", false}}, {"1", "x"});
+  std::string bytes = ev.SerializeAsString();
+  for (size_t n = 0; n < bytes.size(); ++n) {
+    ExpectSameAsFullParse(SpoolRecord{7, bytes.substr(0, n)}, "cut at " + std::to_string(n));
+  }
+  auto bad_utf8 = RowEvent(v1::OP_INSERT, {{"id", true}, {"v", false}}, {"1", "\xc3\x28"});
+  auto r = ToKafkaRecord(ToSpoolRecord(bad_utf8));
+  EXPECT_FALSE(r.ok()) << "invalid UTF-8 in a value the shipper does not use";
+  ExpectSameAsFullParse(ToSpoolRecord(bad_utf8), "invalid UTF-8");
+  ExpectSameAsFullParse(SpoolRecord{7, std::string(11, '\xff')}, "an overlong varint");
+  ExpectSameAsFullParse(SpoolRecord{7, std::string("\x00\x01", 2)}, "field number 0");
+  ExpectSameAsFullParse(SpoolRecord{7, std::string("\x0f\x01", 2)}, "wire type 7");
 }
 
 // --- KafkaProducer::Create ---------------------------------------------------------------------
