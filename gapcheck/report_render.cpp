@@ -166,6 +166,11 @@ std::string StreamText(const StreamReport& r, bool color) {
     o << "source " << (s.source_id.empty() ? "(unnamed)" : s.source_id) << ": " << s.events
       << " events, seq " << s.first_seq << ".." << s.last_seq << ", commits "
       << TimeText(s.first.commit_time_us) << " .. " << TimeText(s.last.commit_time_us) << "\n";
+    if (s.missing_before_retained > 0) {
+      o << "  " << Yellow("retention", color)
+        << ": the topic holds this source whole only from seq " << s.retained_from_seq << "; "
+        << s.missing_before_retained << " earlier seq(s) were trimmed from some partitions\n";
+    }
     for (const SeqGap& g : s.gaps) {
       o << "  " << Red("GAP", color) << " seq " << g.from_seq << ".." << g.to_seq << " ("
         << (g.to_seq - g.from_seq + 1) << " missing)";
@@ -195,8 +200,9 @@ std::string StreamText(const StreamReport& r, bool color) {
     o << Red("UNREADABLE", color) << " record at " << b.position.Describe() << ": " << b.error
       << "\n";
   }
-  o << (r.clean() ? Green("clean: seqs contiguous, hash chain intact", color)
-                  : Red("differences found", color))
+  o << (r.clean()
+            ? Green("clean: seqs contiguous, hash chain intact (within what is retained)", color)
+            : Red("differences found", color))
     << "\n";
   return o.str();
 }
@@ -262,7 +268,8 @@ std::string StreamJson(const StreamReport& r) {
     w.Field("first_seq", s.first_seq).Field("last_seq", s.last_seq);
     w.Field("first_commit_time", TimeText(s.first.commit_time_us));
     w.Field("last_commit_time", TimeText(s.last.commit_time_us));
-    w.Field("last_commit_lsn", s.last.commit_lsn).EndObject();
+    w.Field("last_commit_lsn", s.last.commit_lsn).Field("retained_from_seq", s.retained_from_seq);
+    w.Field("missing_before_retained", s.missing_before_retained).EndObject();
   }
   w.EndArray().Key("partitions").BeginArray();
   for (const auto& [p, s] : r.partitions) {
@@ -281,6 +288,10 @@ std::string StreamHtml(const StreamReport& r) {
     b << "<p>" << s.events << " events, seq " << s.first_seq << " to " << s.last_seq
       << ", committed " << TimeText(s.first.commit_time_us) << " to "
       << TimeText(s.last.commit_time_us) << ".</p>\n";
+    if (s.missing_before_retained > 0) {
+      b << "<p>Whole only from seq " << s.retained_from_seq << ": " << s.missing_before_retained
+        << " earlier seq(s) were trimmed by retention from some partitions.</p>\n";
+    }
     // The seq axis cut into 100 slices; a slice holding a missing seq is red.
     if (s.last_seq >= s.first_seq && s.first_seq > 0) {
       const uint64_t span = s.last_seq - s.first_seq + 1;

@@ -205,7 +205,8 @@ TEST_F(GapcheckIntegration, RowsNameTheLastEventAndItsRepairCommandsFixTheStandb
   ASSERT_EQ(same.exit_code, 0) << same.stdout_text << same.stderr_text;
 
   // Plant: A missing on the standby; B changed on the standby; C deleted on the primary (the
-  // delete is in the stream) but back on the standby; D only on the standby, never streamed.
+  // delete is in the stream; the stopped replayer never applied it); D only on the standby, never
+  // streamed.
   std::string ids = Sql(*primary_,
                         "SELECT string_agg(id::text, ',' ORDER BY id) FROM "
                         "(SELECT id FROM emergency_requests ORDER BY id LIMIT 3) s");
@@ -213,17 +214,11 @@ TEST_F(GapcheckIntegration, RowsNameTheLastEventAndItsRepairCommandsFixTheStandb
   std::stringstream split(ids);
   for (std::string part; std::getline(split, part, ',');) id.push_back(part);
   ASSERT_EQ(id.size(), 3u) << ids;
-  std::string c_row =
-      Sql(*primary_, "SELECT row_to_json(e) FROM emergency_requests e WHERE id = '" + id[2] + "'");
   Sql(*primary_, "DELETE FROM emergency_requests WHERE id = '" + id[2] + "'");
   WaitSpoolCaughtUp();
   Sql(*standby_, "DELETE FROM emergency_requests WHERE id = '" + id[0] + "'");
   Sql(*standby_,
       "UPDATE emergency_requests SET customer_name = 'Someone Else' WHERE id = '" + id[1] + "'");
-  Sql(*standby_,
-      "INSERT INTO emergency_requests SELECT * FROM json_populate_record(NULL::"
-      "emergency_requests, '" +
-          c_row + "')");
   const std::string d_id = "00000000-0000-4000-8000-00000000000d";
   Sql(*standby_, "INSERT INTO emergency_requests (id, customer_name, phone_number) VALUES ('" +
                      d_id + "', 'Nobody', '0')");
@@ -322,8 +317,8 @@ TEST_F(GapcheckIntegration, HtmlReportsOpenInHeadlessChromium) {
   RunLoad("2s", 200);
   WaitStandbyCaughtUp();
   Sql(*standby_,
-      "DELETE FROM emergency_requests WHERE id = (SELECT min(id) FROM "
-      "emergency_requests)");
+      "DELETE FROM emergency_requests WHERE id = (SELECT id FROM emergency_requests ORDER BY id "
+      "LIMIT 1)");
 
   std::vector<std::pair<std::string, std::vector<std::string>>> reports = {
       {"stream", {"stream", "--spool", tmp_.Sub("spool")}},
