@@ -90,6 +90,7 @@ class Replayer {
   ReplayPosition pending_;     // including the batch being built
   uint64_t expected_seq_ = 0;  // 0: take the first seq as it comes
   std::string batch_sql_;
+  replayer::StatementRun run_;  // rows not yet in batch_sql_
   size_t batch_events_ = 0;
   uint64_t transactions_counted_ = 0;
   bool in_txn_ = false;
@@ -360,8 +361,13 @@ Status Replayer::Accept(SourcedEvent item, bool* done) {
         }
       }
     } else if (!options_.dry_run) {
-      LIFELINE_ASSIGN_OR_RETURN(std::string sql, replayer::ApplyStatement(ev));
-      batch_sql_ += sql;
+      if (!run_.TryAdd(ev)) {
+        batch_sql_ += run_.Take();
+        if (!run_.TryAdd(ev)) {
+          LIFELINE_ASSIGN_OR_RETURN(std::string sql, replayer::ApplyStatement(ev));
+          batch_sql_ += sql;
+        }
+      }
       if (!options_.audit_table.empty() && ev.op() != v1::OP_TRUNCATE) {
         std::string record_id = "NULL";
         int keys = 0;
@@ -412,6 +418,7 @@ Status Replayer::Accept(SourcedEvent item, bool* done) {
 
 Status Replayer::Flush() {
   if (in_txn_) return Status::Ok();  // only whole source transactions are applied
+  batch_sql_ += run_.Take();
   if (batch_sql_.empty() && pending_.last_seq == applied_.last_seq) return Status::Ok();
   pending_.next_offsets = source_->NextOffsets();
   uint64_t txns = summary_.transactions;
@@ -545,7 +552,16 @@ Status Replayer::Run() {
   if (persist_position_) LIFELINE_RETURN_IF_ERROR(target_->LockStream(stream_));
   LIFELINE_ASSIGN_OR_RETURN(applied_, target_->ReadPosition(stream_));
   pending_ = applied_;
-  if (!IsWindow() && applied_.last_seq > 0) expected_seq_ = applied_.last_seq + 1;
+  // The first seq this run must see. A source that no longer holds it (a topic past its
+  // retention, a trimmed spool) is a gap, never a silent start further on. Windows starting at an
+  // offset, an LSN or a time take the first seq the source hands out there.
+  if (!IsWindow()) {
+    expected_seq_ = applied_.last_seq + 1;
+  } else if (options_.from_seq) {
+    expected_seq_ = *options_.from_seq;
+  } else if (!options_.from_offset && !options_.from_lsn && !options_.from_time_us) {
+    expected_seq_ = 1;
+  }
   LIFELINE_RETURN_IF_ERROR(OpenSource());
   // Only once the source and the window check out: a refused run leaves the target as it was.
   if (!options_.dry_run) LIFELINE_RETURN_IF_ERROR(target_->EnsureBookkeeping());

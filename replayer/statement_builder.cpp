@@ -142,4 +142,68 @@ std::string RowKeyText(const v1::ChangeEvent& ev) {
   return out;
 }
 
+bool StatementRun::TryAdd(const v1::ChangeEvent& ev) {
+  const bool upsert = ev.op() == v1::OP_INSERT || ev.op() == v1::OP_SNAPSHOT;
+  if (!upsert && ev.op() != v1::OP_DELETE) return false;
+  const v1::Row& row = upsert ? ev.after() : ev.before();
+  const auto& cols = ev.relation().columns();
+  if (row.values_size() != cols.size()) return false;
+  std::string signature = QualifiedTable(ev) + (upsert ? " U" : " D");
+  std::string key, tuple;
+  for (int i = 0; i < cols.size(); ++i) {
+    const v1::Value& v = row.values(i);
+    if (upsert && v.kind_case() == v1::Value::kUnchangedToast) continue;
+    if (cols[i].key()) {
+      if (v.kind_case() != v1::Value::kText) return false;  // a NULL key cannot go in a list
+      key += QuoteLiteral(v.text()) + ",";
+    }
+    if (upsert || cols[i].key()) {
+      signature += " " + QuoteIdent(cols[i].name());
+      tuple += (tuple.empty() ? "" : ", ") + Literal(v);
+    }
+  }
+  if (key.empty()) return false;
+  if (signature != signature_) {
+    if (!signature_.empty()) return false;
+    signature_ = signature;
+    std::string names, keys, updates;
+    for (int i = 0; i < cols.size(); ++i) {
+      if (upsert && row.values(i).kind_case() == v1::Value::kUnchangedToast) continue;
+      if (!upsert && !cols[i].key()) continue;
+      std::string name = QuoteIdent(cols[i].name());
+      names += (names.empty() ? "" : ", ") + name;
+      if (cols[i].key()) {
+        keys += (keys.empty() ? "" : ", ") + name;
+      } else {
+        updates += (updates.empty() ? "" : ", ") + name + " = EXCLUDED." + name;
+      }
+    }
+    if (upsert) {
+      head_ = "INSERT INTO " + QualifiedTable(ev) + " (" + names + ") VALUES ";
+      tail_ = " ON CONFLICT (" + keys + ") DO " +
+              (updates.empty() ? std::string("NOTHING") : "UPDATE SET " + updates) + ";";
+    } else {
+      head_ = "DELETE FROM " + QualifiedTable(ev) + " WHERE (" + keys + ") IN (";
+      tail_ = ");";
+    }
+  } else if (keys_.count(key)) {
+    return false;
+  }
+  keys_.insert(key);
+  values_ += (rows_ == 0 ? "(" : ", (") + tuple + ")";
+  ++rows_;
+  return true;
+}
+
+std::string StatementRun::Take() {
+  std::string sql = rows_ == 0 ? std::string() : head_ + values_ + tail_;
+  signature_.clear();
+  head_.clear();
+  tail_.clear();
+  values_.clear();
+  keys_.clear();
+  rows_ = 0;
+  return sql;
+}
+
 }  // namespace lifeline::replayer

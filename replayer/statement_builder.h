@@ -4,6 +4,7 @@
 // The target session runs with standard_conforming_strings = on.
 #pragma once
 
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -27,5 +28,27 @@ std::string QualifiedTable(const v1::ChangeEvent& ev);
 
 // The key of the event's row as "col=value,..." text (for maps and reports).
 std::string RowKeyText(const v1::ChangeEvent& ev);
+
+}  // namespace lifeline::replayer
+
+namespace lifeline::replayer {
+
+// Consecutive upserts (INSERT, SNAPSHOT) or DELETEs of one table with the same columns, applied as
+// one multi-row statement: the target parses and plans once per run instead of once per row. A
+// key already in the run ends it, so every row is still changed in stream order.
+class StatementRun {
+ public:
+  // Adds `ev` if it can join the run; false if it cannot (apply the run first, then the event).
+  bool TryAdd(const v1::ChangeEvent& ev);
+  // The run as one statement ending in ';' (empty if none), and starts afresh.
+  std::string Take();
+  size_t rows() const { return rows_; }
+
+ private:
+  std::string signature_;  // table, kind and columns; empty: no run
+  std::string head_, tail_, values_;
+  std::set<std::string> keys_;
+  size_t rows_ = 0;
+};
 
 }  // namespace lifeline::replayer

@@ -1,12 +1,16 @@
 // The replayer end to end: primary -> capture -> spool or Kafka -> replay -> standby, compared
 // row for row by the test (never by lifeline's own report); exactly once through kill -9;
-// prefix consistency; poison records; schema drift; point-in-time rebuild.
+// prefix consistency; poison records; schema drift; point-in-time rebuild; --dry-run; an
+// unreachable target; a wrong password; contradictory flags; windows outside the source.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <random>
+#include <regex>
 #include <set>
 #include <thread>
 
+#include "common/event_format.h"
 #include "common/spool.h"
 #include "tests/support/daemon.h"
 #include "tests/support/test_env.h"
@@ -272,6 +276,157 @@ TEST_F(ReplayIntegration, BadInputIsNamed) {
       {"replay", "--target", standby_->ConnInfo("nosuchdb"), "--spool", tmp_.Sub("spool")});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.stderr_text.find("nosuchdb"), std::string::npos) << r.stderr_text;
+}
+
+TEST_F(ReplayIntegration, ContradictoryFlagsAndWindowsOutsideTheSpoolAreNamed) {
+  auto capture = StartCapture();
+  RunLoad("1s");
+  ASSERT_TRUE(WaitFor([&] { return testing::SpoolLastSeq(tmp_.Sub("spool")) > 50; }, 60s));
+  EXPECT_EQ(capture->Stop(), 0);
+  uint64_t last = testing::SpoolLastSeq(tmp_.Sub("spool"));
+  std::vector<std::string> base = {"replay", "--target", standby_->ConnInfo("app"), "--spool",
+                                   tmp_.Sub("spool")};
+  auto run = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = base;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return testing::RunLifeline(args, "", 60'000);
+  };
+  struct Case {
+    std::vector<std::string> flags;
+    std::string message;
+  };
+  const Case cases[] = {
+      {{"--dry-run", "--record-position"}, "--dry-run changes nothing"},
+      {{"--from-seq", "50", "--until-seq", "10"}, "--until-seq is before --from-seq"},
+      {{"--from-time", "2026-01-02 00:00:00", "--until-time", "2026-01-01 00:00:00"},
+       "--until-time is before --from-time"},
+      {{"--from-offset", "0:10"}, "--from-offset is for a Kafka source"},
+      {{"--only-missing", "--record-position"}, "--only-missing"},
+      {{"--kafka-brokers", "127.0.0.1:1"}, "give exactly one source"},
+      {{"--from-seq", std::to_string(last + 100), "--stop-at-end"},
+       "outside what spool " + tmp_.Sub("spool") + " holds (seq 1.." + std::to_string(last)},
+      {{"--from-time", "2099-01-01 00:00:00", "--stop-at-end"}, "holds (seq 1.."},
+  };
+  for (const Case& c : cases) {
+    CommandResult r = run(c.flags);
+    EXPECT_EQ(r.exit_code, 2) << c.flags[0] << ": " << r.stderr_text;
+    EXPECT_NE(r.stderr_text.find(c.message), std::string::npos)
+        << c.flags[0] << ": " << r.stderr_text;
+  }
+  // None of them touched the target.
+  auto bookkeeping =
+      standby_->Psql("SELECT to_regclass('lifeline.replay_position') IS NULL", "app");
+  EXPECT_EQ(Trim(*bookkeeping), "t");
+  EXPECT_EQ(TableDigest(*standby_), "0:");
+}
+
+TEST_F(ReplayIntegration, DryRunSaysWhatItWouldDoAndChangesNothing) {
+  auto capture = StartCapture();
+  auto replay = StartReplay();
+  RunLoad("2s");
+  WaitStandbyCaughtUp();
+  EXPECT_EQ(replay->Stop(), 0) << replay->Log();
+  uint64_t applied = StandbyAppliedSeq();
+  RunLoad("2s");
+  WaitFor([&] { return testing::SpoolLastSeq(tmp_.Sub("spool")) > applied + 100; }, 60s);
+  EXPECT_EQ(capture->Stop(), 0);
+  uint64_t last = testing::SpoolLastSeq(tmp_.Sub("spool"));
+  const std::string position_sql =
+      "SELECT string_agg(t::text, '|' ORDER BY stream, partition) FROM lifeline.replay_position t";
+  std::string digest = TableDigest(*standby_);
+  std::string position = Trim(*standby_->Psql(position_sql, "app"));
+  ASSERT_NE(digest, TableDigest(*primary_)) << "the dry run must have something to not do";
+
+  // What is in the window, counted by the test from the spool.
+  auto spool = Spool::OpenForRead(tmp_.Sub("spool"));
+  ASSERT_TRUE(spool.ok());
+  std::map<std::string, uint64_t> by_op;
+  std::set<std::string> keys;
+  auto batch = (*spool)->Read(applied + 1, 1'000'000);
+  ASSERT_TRUE(batch.ok());
+  for (const auto& rec : *batch) {
+    auto ev = ParseEvent(rec);
+    ASSERT_TRUE(ev.ok());
+    if (ev->op() == v1::OP_INSERT || ev->op() == v1::OP_UPDATE || ev->op() == v1::OP_DELETE) {
+      by_op[std::string(OpName(ev->op())) + " public.emergency_requests"]++;
+      const v1::Row& row = ev->op() == v1::OP_DELETE ? ev->before() : ev->after();
+      keys.insert(row.values(0).text());
+    }
+  }
+  (*spool).reset();
+  ASSERT_FALSE(by_op.empty());
+
+  CommandResult r = testing::RunLifeline(
+      {"replay", "--target", standby_->ConnInfo("app"), "--spool", tmp_.Sub("spool"), "--from-seq",
+       std::to_string(applied + 1), "--dry-run"},
+      "", 60'000);
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  EXPECT_NE(r.stdout_text.find("dry run (nothing changed)"), std::string::npos) << r.stdout_text;
+  EXPECT_NE(r.stdout_text.find("seq " + std::to_string(applied + 1) + ".." + std::to_string(last)),
+            std::string::npos)
+      << r.stdout_text;
+  for (const auto& [op, n] : by_op) {
+    EXPECT_TRUE(std::regex_search(r.stdout_text, std::regex(op + " +" + std::to_string(n) + "\n")))
+        << op << " " << n << " in\n"
+        << r.stdout_text;
+  }
+  EXPECT_NE(r.stdout_text.find("keys touched " + std::to_string(keys.size())), std::string::npos)
+      << r.stdout_text;
+
+  r = testing::RunLifeline(
+      {"replay", "--target", standby_->ConnInfo("app"), "--spool", tmp_.Sub("spool"), "--from-seq",
+       std::to_string(applied + 1), "--dry-run", "--format", "json"},
+      "", 60'000);
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  EXPECT_NE(r.stdout_text.find("\"dry_run\":true"), std::string::npos);
+  EXPECT_NE(r.stdout_text.find("\"last_seq\":" + std::to_string(last)), std::string::npos);
+  EXPECT_NE(r.stdout_text.find("\"keys_touched\":" + std::to_string(keys.size())),
+            std::string::npos)
+      << r.stdout_text;
+  // Nothing changed: not the rows, not the stored position.
+  EXPECT_EQ(TableDigest(*standby_), digest);
+  EXPECT_EQ(Trim(*standby_->Psql(position_sql, "app")), position);
+}
+
+TEST_F(ReplayIntegration, AnUnreachableTargetIsRetriedUntilItComes) {
+  auto capture = StartCapture();
+  RunLoad("2s");
+  ASSERT_TRUE(standby_->Stop("fast").ok());
+  auto replay = StartReplay();
+  // It keeps trying, with a growing wait, and says so.
+  ASSERT_TRUE(WaitFor([&] { return replay->Log().find("(attempt 3)") != std::string::npos; }, 60s))
+      << replay->Log();
+  EXPECT_TRUE(replay->running());
+  std::string log = replay->Log();
+  std::vector<int> waits;
+  const std::regex retrying("retrying in ([0-9]+) ms");
+  for (std::sregex_iterator it(log.begin(), log.end(), retrying), end; it != end; ++it) {
+    waits.push_back(std::stoi((*it)[1].str()));
+  }
+  ASSERT_GE(waits.size(), 3u) << log;
+  EXPECT_LT(waits[0], waits[2]) << "the retries must back off";
+  ASSERT_TRUE(standby_->Start().ok());
+  RunLoad("1s");
+  WaitStandbyCaughtUp();
+  EXPECT_EQ(TableDigest(*standby_), TableDigest(*primary_));
+  EXPECT_EQ(replay->Stop(), 0) << replay->Log();
+  EXPECT_EQ(capture->Stop(), 0);
+}
+
+TEST_F(ReplayIntegration, AWrongPasswordIsRefusedWithExitTwo) {
+  auto locked = testing::StartPostgres({.name = "locked", .superuser_password = "right horse"});
+  ASSERT_TRUE(locked);
+  ASSERT_TRUE(locked->CreateDatabase("app").ok());
+  std::string file = tmp_.Sub("password");
+  std::ofstream(file) << "wrong battery\n";
+  CommandResult r = testing::RunLifeline({"replay", "--target", locked->ConnInfo("app"), "--spool",
+                                          tmp_.Sub("spool"), "--target-password-file", file},
+                                         "", 60'000);
+  EXPECT_EQ(r.exit_code, 2) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("password authentication failed"), std::string::npos)
+      << r.stderr_text;
+  EXPECT_EQ(r.stderr_text.find("wrong battery"), std::string::npos) << "the secret was echoed";
+  EXPECT_EQ(r.stderr_text.find("attempt"), std::string::npos) << "a refused login is not retried";
 }
 
 class PitrIntegration : public ReplayIntegration {
