@@ -35,7 +35,11 @@ constexpr size_t kPartsPerStatement = 256;
 // Keys per statement when reading whole rows that differ.
 constexpr size_t kKeysPerLookup = 1'000;
 // Sampled keys per top-level segment when the source is large enough to sample.
-constexpr double kSampleKeysPerSegment = 200;
+constexpr double kSampleKeysPerSegment = 8;
+// The top level reads every row whatever its fan-out, while a deeper level re-reads each
+// differing segment: so the top is cut finer, into segments one level (and a little) above the
+// fetch size, at most this many.
+constexpr int64_t kMaxTopSegments = 4096;
 constexpr double kSampleAboveRows = 50'000;
 
 // An error that already carries its final Status (thrown inside a side's work).
@@ -124,36 +128,44 @@ class Side {
           "SET IntervalStyle = 'postgres'", "SET bytea_output = 'hex'", "SET lc_monetary = 'C'"}) {
       txn_->exec(set);
     }
+    // Segment numbers are CASE expressions whose group count the planner cannot estimate: it
+    // would sort whole rows rather than hash a few dozen groups. Ordered reads use the key index.
+    txn_->exec("SET enable_sort = off");
   }
 
   // One statement (the extended protocol: never several statements in one string).
   pqxx::result Query(const std::string& sql) {
     pqxx::result r = txn_->exec_params(sql);
-    bytes_ += ResultBytes(r);
-    return r;
+    fputs(sql.c_str(), f);
+    fclose(f);
   }
+  fprintf(stderr, "[%s %.3fs %zu rows] %.300s\n", role_.c_str(),
+          std::chrono::duration<double>(Clock::now() - t0).count(), (size_t)r.size(), sql.c_str());
+  bytes_ += ResultBytes(r);
+  return r;
+}
 
-  // Runs `work` against this side; any failure becomes a Status naming the side.
-  template <typename F>
-  Status Run(F&& work) {
-    try {
-      work(*this);
-      return Status::Ok();
-    } catch (const DiffError& e) {
-      return e.status;
-    } catch (...) {
-      return StatusFromPostgresException(Label());
-    }
+// Runs `work` against this side; any failure becomes a Status naming the side.
+template <typename F>
+Status Run(F&& work) {
+  try {
+    work(*this);
+    return Status::Ok();
+  } catch (const DiffError& e) {
+    return e.status;
+  } catch (...) {
+    return StatusFromPostgresException(Label());
   }
+}
 
- private:
-  std::string role_;
-  std::string conninfo_;
-  std::string password_;
-  std::string where_;
-  std::unique_ptr<pqxx::connection> conn_;
-  std::unique_ptr<pqxx::transaction<pqxx::repeatable_read, pqxx::read_only>> txn_;
-  uint64_t bytes_ = 0;
+private:
+std::string role_;
+std::string conninfo_;
+std::string password_;
+std::string where_;
+std::unique_ptr<pqxx::connection> conn_;
+std::unique_ptr<pqxx::transaction<pqxx::repeatable_read, pqxx::read_only>> txn_;
+uint64_t bytes_ = 0;
 };
 
 struct Column {
@@ -285,13 +297,20 @@ class RowDiff {
   std::string RangeCondition(const Segment& s) const;
   std::string WhereClause(const Segment& s) const;
   std::string ChildSearch(const std::vector<Segment>& children, size_t first, size_t last) const;
+  std::string SegmentNumber(const std::vector<Segment>& children) const;
   std::vector<std::string> BoundOf(const Segment& child) const;
 
   Status Split(std::vector<Segment>& parents, std::vector<std::vector<Segment>>* children);
   Status SplitRoot(const Segment& root, std::vector<Segment>* kids);
   void ReadBound(const pqxx::row& row, size_t first, Bounds* into) const;
   std::vector<Segment> Children(const Segment& parent, Bounds bounds) const;
-  std::vector<Segment> SplitArithmetic(const Segment& parent) const;
+  std::vector<Segment> SplitArithmetic(const Segment& parent, int64_t fan_out) const;
+  int64_t FanOut(const Segment& s) const {
+    return s.root ? top_segments_ : options_.segments_per_level;
+  }
+  size_t SummaryOf(size_t top) const {
+    return static_cast<size_t>(static_cast<int64_t>(top) * summaries_ / top_segments_);
+  }
   Status Checksum(std::vector<Segment>& parents, std::vector<std::vector<Segment>>& children);
   Status Fetch(const std::vector<Segment>& segments);
   Status CompareRows(const std::vector<std::pair<std::vector<int>, int64_t>>& where,
@@ -310,6 +329,8 @@ class RowDiff {
   char relkind_[2] = {'r', 'r'};
   double reltuples_[2] = {-1, -1};
   int64_t root_rows_[2] = {0, 0};  // when the whole table was fetched at once (tiny tables)
+  int64_t top_segments_ = 32;
+  int64_t summaries_ = 32;  // top segments are reported in this many consecutive groups
 };
 
 TableShape RowDiff::Describe(Side& side) {
@@ -473,8 +494,22 @@ std::string RowDiff::ChildSearch(const std::vector<Segment>& children, size_t fi
          " END";
 }
 
-std::vector<Segment> RowDiff::SplitArithmetic(const Segment& parent) const {
-  const U128 n = static_cast<U128>(options_.segments_per_level);
+// Which child holds the row. One key column: width_bucket over the children's lower bounds, a
+// single call the planner prices cheaply, so it keeps hashing and aggregation in parallel workers
+// (a large CASE tree makes it ship whole rows to the leader). Several key columns: a CASE tree
+// of row-value comparisons (width_bucket on records loses the columns' collations).
+std::string RowDiff::SegmentNumber(const std::vector<Segment>& children) const {
+  if (key_exprs_.size() > 1) return ChildSearch(children, 0, children.size() - 1);
+  if (children.size() == 1) return "0";
+  std::string bounds;
+  for (size_t i = 1; i < children.size(); ++i) {
+    bounds += (i == 1 ? "" : ", ") + Literal(0, BoundOf(children[i])[0]);
+  }
+  return "width_bucket(" + key_exprs_[0] + ", ARRAY[" + bounds + "])";
+}
+
+std::vector<Segment> RowDiff::SplitArithmetic(const Segment& parent, int64_t fan_out) const {
+  const U128 n = static_cast<U128>(fan_out);
   const U128 span = parent.last_num - parent.lo_num;  // one less than the count of values
   std::vector<Segment> out;
   if (span == 0) return out;
@@ -524,7 +559,8 @@ Status RowDiff::TopBoundaries(Segment* root) {
 Status RowDiff::Split(std::vector<Segment>& parents, std::vector<std::vector<Segment>>* children) {
   children->assign(parents.size(), {});
   if (kind_ != KeyKind::kData) {
-    for (size_t i = 0; i < parents.size(); ++i) (*children)[i] = SplitArithmetic(parents[i]);
+    for (size_t i = 0; i < parents.size(); ++i)
+      (*children)[i] = SplitArithmetic(parents[i], FanOut(parents[i]));
     return Status::Ok();
   }
   if (parents.size() == 1 && parents[0].root) return SplitRoot(parents[0], &(*children)[0]);
@@ -594,7 +630,7 @@ std::vector<Segment> RowDiff::Children(const Segment& parent, Bounds bounds) con
 // The top level's boundaries: keys at even intervals of each side's rows, from a page sample when
 // the table is large (cheap), else from every key. The source's are used unless it has none.
 Status RowDiff::SplitRoot(const Segment& root, std::vector<Segment>* kids) {
-  const std::string n = std::to_string(options_.segments_per_level);
+  const std::string n = std::to_string(top_segments_);
   Bounds bounds[2];
   bool sampled = false;
   auto quantiles = [&](bool allow_sample) {
@@ -602,7 +638,8 @@ Status RowDiff::SplitRoot(const Segment& root, std::vector<Segment>* kids) {
       const int s = Index(side);
       std::string sample;
       if (allow_sample && relkind_[s] == 'r' && reltuples_[s] > kSampleAboveRows) {
-        double pct = 100.0 * kSampleKeysPerSegment * options_.segments_per_level / reltuples_[s];
+        double pct =
+            100.0 * kSampleKeysPerSegment * static_cast<double>(top_segments_) / reltuples_[s];
         pct = std::clamp(pct, 0.01, 100.0);
         sample = " TABLESAMPLE SYSTEM (" + std::to_string(pct) + ") REPEATABLE (0)";
         sampled = true;
@@ -638,10 +675,9 @@ Status RowDiff::Checksum(std::vector<Segment>& parents,
     for (size_t j = from; j < to; ++j) {
       const size_t i = todo[j];
       sql += (sql.empty() ? "" : " UNION ALL ") +
-             ("(SELECT " + std::to_string(j - from) + " AS p, " +
-              ChildSearch(children[i], 0, children[i].size() - 1) + " AS s, count(*), sum(" +
-              hash_expr_ + ")::text FROM " + shape_.qualified + " t" + WhereClause(parents[i]) +
-              " GROUP BY 2)");
+             ("(SELECT " + std::to_string(j - from) + " AS p, " + SegmentNumber(children[i]) +
+              " AS s, count(*), sum(" + hash_expr_ + ")::text FROM " + shape_.qualified + " t" +
+              WhereClause(parents[i]) + " GROUP BY 2)");
     }
     auto work = [&](Side& side) {
       const int s = Index(side);
@@ -847,6 +883,16 @@ Status RowDiff::Run(RowDiffReport* report) {
     }
   }
 
+  summaries_ = options_.segments_per_level;
+  const double rows_estimate = std::max(reltuples_[0], reltuples_[1]);
+  top_segments_ = options_.segments_per_level;
+  if (rows_estimate > 0 && shape_.key.size() == 1) {
+    const double cut = 8.0 * rows_estimate /
+                       static_cast<double>(options_.fetch_below_rows * options_.segments_per_level);
+    top_segments_ =
+        std::clamp<int64_t>(static_cast<int64_t>(cut), options_.segments_per_level,
+                            std::max<int64_t>(kMaxTopSegments, options_.segments_per_level));
+  }
   Segment root;
   Status top = TopBoundaries(&root);
   if (top.code() == StatusCode::kNotFound) return Status::Ok();  // nothing on either side
@@ -903,21 +949,27 @@ Status RowDiff::Run(RowDiffReport* report) {
     }
     if (level == 1) {
       // The top level covers the whole key space once: its counts are the table's.
-      for (const auto& c : kids[0]) {
+      // Consecutive top segments are grouped into at most `summaries_` for the chart.
+      top_segments_ = static_cast<int64_t>(kids[0].size());
+      summaries_ = std::min<int64_t>(summaries_, top_segments_);
+      for (size_t i = 0; i < kids[0].size(); ++i) {
+        const Segment& c = kids[0][i];
         report->source_rows += c.rows[0];
         report->target_rows += c.rows[1];
-        SegmentSummary summary;
-        const size_t i = report->segments.size();
+        const size_t g = SummaryOf(i);
+        const bool first = report->segments.size() <= g;
+        if (first) report->segments.emplace_back();
+        SegmentSummary& summary = report->segments[g];
         if (kind_ == KeyKind::kData) {
-          if (c.lo) summary.from_key = DisplayKey(*c.lo);
-          if (c.hi) summary.to_key = DisplayKey(*c.hi);
+          if (first && c.lo) summary.from_key = DisplayKey(*c.lo);
+          summary.to_key = c.hi ? DisplayKey(*c.hi) : "";
         } else {
-          summary.from_key = RenderOrdinal(kind_, c.lo_num);
-          if (i + 1 < kids[0].size()) summary.to_key = RenderOrdinal(kind_, kids[0][i + 1].lo_num);
+          if (first) summary.from_key = RenderOrdinal(kind_, c.lo_num);
+          summary.to_key =
+              i + 1 < kids[0].size() ? RenderOrdinal(kind_, kids[0][i + 1].lo_num) : "";
         }
-        summary.source_rows = c.rows[0];
-        summary.target_rows = c.rows[1];
-        report->segments.push_back(summary);
+        summary.source_rows += c.rows[0];
+        summary.target_rows += c.rows[1];
       }
     }
     if (options_.progress)
@@ -930,7 +982,7 @@ Status RowDiff::Run(RowDiffReport* report) {
   }
   auto take = [&](std::vector<Found>& from, std::vector<RowDifference>* into) {
     for (auto& f : from) {
-      const size_t top = f.path.empty() ? 0 : static_cast<size_t>(f.path[0]);
+      const size_t top = f.path.empty() ? 0 : SummaryOf(static_cast<size_t>(f.path[0]));
       if (top < report->segments.size()) report->segments[top].differences++;
       into->push_back(std::move(f.row));
     }
