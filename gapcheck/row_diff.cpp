@@ -136,36 +136,31 @@ class Side {
   // One statement (the extended protocol: never several statements in one string).
   pqxx::result Query(const std::string& sql) {
     pqxx::result r = txn_->exec_params(sql);
-    fputs(sql.c_str(), f);
-    fclose(f);
+    bytes_ += ResultBytes(r);
+    return r;
   }
-  fprintf(stderr, "[%s %.3fs %zu rows] %.300s\n", role_.c_str(),
-          std::chrono::duration<double>(Clock::now() - t0).count(), (size_t)r.size(), sql.c_str());
-  bytes_ += ResultBytes(r);
-  return r;
-}
 
-// Runs `work` against this side; any failure becomes a Status naming the side.
-template <typename F>
-Status Run(F&& work) {
-  try {
-    work(*this);
-    return Status::Ok();
-  } catch (const DiffError& e) {
-    return e.status;
-  } catch (...) {
-    return StatusFromPostgresException(Label());
+  // Runs `work` against this side; any failure becomes a Status naming the side.
+  template <typename F>
+  Status Run(F&& work) {
+    try {
+      work(*this);
+      return Status::Ok();
+    } catch (const DiffError& e) {
+      return e.status;
+    } catch (...) {
+      return StatusFromPostgresException(Label());
+    }
   }
-}
 
-private:
-std::string role_;
-std::string conninfo_;
-std::string password_;
-std::string where_;
-std::unique_ptr<pqxx::connection> conn_;
-std::unique_ptr<pqxx::transaction<pqxx::repeatable_read, pqxx::read_only>> txn_;
-uint64_t bytes_ = 0;
+ private:
+  std::string role_;
+  std::string conninfo_;
+  std::string password_;
+  std::string where_;
+  std::unique_ptr<pqxx::connection> conn_;
+  std::unique_ptr<pqxx::transaction<pqxx::repeatable_read, pqxx::read_only>> txn_;
+  uint64_t bytes_ = 0;
 };
 
 struct Column {
