@@ -7,7 +7,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config clang-format
   librdkafka-dev libpq-dev libpqxx-dev libprotobuf-dev protobuf-compiler librocksdb-dev
   libspdlog-dev libcli11-dev libyaml-cpp-dev libcpp-httplib-dev libgtest-dev libgmock-dev libssl-dev
-  postgresql-15 postgresql-15-postgis-3 kcat chromium
+  postgresql-15 postgresql-15-postgis-3 kcat chromium jq
 )
 
 missing=()
