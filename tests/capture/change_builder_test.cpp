@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
+
 namespace lifeline::capture {
 namespace {
 
@@ -45,6 +47,38 @@ class ChangeBuilderTest : public ::testing::Test {
     }
     c += std::string(8, '\0');
     return c;
+  }
+  // Tuple data of (id, v); an empty optional is NULL.
+  static std::string Tuple(const std::optional<std::string>& id,
+                           const std::optional<std::string>& v) {
+    std::string m = std::string("\x00\x02", 2);
+    for (const auto& s : {id, v}) {
+      if (!s) {
+        m += 'n';
+        continue;
+      }
+      m += 't';
+      uint32_t n = static_cast<uint32_t>(s->size());
+      for (int i = 3; i >= 0; --i) m += static_cast<char>((n >> (8 * i)) & 0xff);
+      m += *s;
+    }
+    return m;
+  }
+  static std::string Update(const std::string& old_id, const std::string& id,
+                            const std::optional<std::string>& v) {
+    return "U" + std::string("\x00\x00\x40\x10", 4) + "K" + Tuple(old_id, std::nullopt) + "N" +
+           Tuple(id, v);
+  }
+  static std::string Delete(const std::string& id) {
+    return "D" + std::string("\x00\x00\x40\x10", 4) + "K" + Tuple(id, std::nullopt);
+  }
+  static std::string Heartbeat() {
+    std::string msg = "M";
+    msg += '\x01';
+    msg += std::string(8, '\0');
+    msg += std::string(kHeartbeatPrefix) + '\0';
+    msg += std::string("\x00\x00\x00\x02", 4) + "hb";
+    return msg;
   }
   static std::string Insert(const std::string& id, const std::string& v) {
     std::string m = "I";
@@ -136,6 +170,104 @@ TEST_F(ChangeBuilderTest, RowChangeOutsideATransactionIsAnError) {
   Status st = Feed(Insert("1", "a"));
   EXPECT_EQ(st.code(), StatusCode::kCorruption);
   EXPECT_EQ(Feed(Commit(0x1)).code(), StatusCode::kCorruption);
+}
+
+// Event objects are reused batch after batch: an event built over a spent one carries nothing of
+// it (no stale row image, relation, message, seq or hash), whatever the two were.
+TEST_F(ChangeBuilderTest, ReusedEventsCarryNothingOfTheirPredecessors) {
+  const std::string long_text(100'000, 'x');
+  auto round = [&](bool first) {
+    ASSERT_TRUE(Feed(Begin(first ? 0x5000 : 0x6000, first ? 700 : 701)).ok());
+    if (first) {
+      ASSERT_TRUE(Feed(Update("1", "2", long_text)).ok());
+      ASSERT_TRUE(Feed(Heartbeat()).ok());
+      ASSERT_TRUE(Feed(Delete("3")).ok());
+      ASSERT_TRUE(Feed(Insert("4", "four")).ok());
+    } else {
+      ASSERT_TRUE(Feed(Heartbeat()).ok());
+      ASSERT_TRUE(Feed(Insert("5", "five")).ok());
+      ASSERT_TRUE(Feed(Update("5", "6", std::nullopt)).ok());
+      ASSERT_TRUE(Feed(Delete("6")).ok());
+    }
+    ASSERT_TRUE(Feed(Commit(first ? 0x5000 : 0x6000)).ok());
+    ASSERT_EQ(out_.size(), 4u);
+  };
+  round(true);
+  // What the spool does to written events.
+  for (auto& ev : out_.events()) {
+    ev.set_seq(99);
+    ev.set_prev_hash(std::string(32, '\x7f'));
+  }
+  EXPECT_EQ(out_[0].after().values(1).text(), long_text);
+  out_.Reset();
+  round(false);
+
+  const auto& hb = out_[0];
+  EXPECT_EQ(hb.op(), v1::OP_HEARTBEAT);
+  EXPECT_FALSE(hb.has_relation());
+  EXPECT_FALSE(hb.has_before());
+  EXPECT_FALSE(hb.has_after());
+  EXPECT_EQ(hb.message(), "hb");
+  EXPECT_EQ(hb.xid(), 701u);
+
+  const auto& ins = out_[1];
+  EXPECT_EQ(ins.op(), v1::OP_INSERT);
+  EXPECT_FALSE(ins.has_before());
+  EXPECT_EQ(ins.after().values(0).text(), "5");
+  EXPECT_EQ(ins.after().values(1).text(), "five");
+  EXPECT_EQ(ins.relation().table(), "t");
+  EXPECT_EQ(ins.relation().columns_size(), 2);
+  EXPECT_TRUE(ins.message().empty());
+
+  const auto& upd = out_[2];
+  EXPECT_EQ(upd.op(), v1::OP_UPDATE);
+  EXPECT_EQ(upd.before().values(0).text(), "5");
+  EXPECT_TRUE(upd.before().values(1).null());
+  EXPECT_EQ(upd.after().values(0).text(), "6");
+  EXPECT_TRUE(upd.after().values(1).null());
+
+  const auto& del = out_[3];
+  EXPECT_EQ(del.op(), v1::OP_DELETE);
+  EXPECT_FALSE(del.has_after());
+  EXPECT_EQ(del.before().values(0).text(), "6");
+  EXPECT_TRUE(del.last_in_txn());
+  EXPECT_EQ(del.txn_event_count(), 4u);
+
+  for (size_t i = 0; i < out_.size(); ++i) {
+    EXPECT_EQ(out_[i].seq(), 0u) << i;
+    EXPECT_TRUE(out_[i].prev_hash().empty()) << i;
+    EXPECT_EQ(out_[i].index_in_txn(), static_cast<uint32_t>(i));
+    EXPECT_EQ(out_[i].commit_lsn(), 0x6000u);
+    EXPECT_EQ(out_[i].source().system_id(), "42");
+    if (i < 3) {
+      EXPECT_FALSE(out_[i].last_in_txn()) << i;
+    }
+  }
+  // Equal to the same events built fresh, byte for byte.
+  PgOutputDecoder decoder;
+  ChangeBuilder fresh(source_, [](uint32_t oid, int32_t) {
+    return oid == 23 ? std::string("integer") : std::string("text");
+  });
+  EventBatch fresh_out;
+  std::string rel;
+  rel += 'R';
+  rel += std::string("\x00\x00\x40\x10", 4);
+  rel += std::string("public\0", 7);
+  rel += std::string("t\0", 2);
+  rel += 'd';
+  rel += std::string("\x00\x02", 2);
+  rel += std::string("\x01id\0\x00\x00\x00\x17\xff\xff\xff\xff", 12);
+  rel += std::string("\x00v\0\x00\x00\x00\x19\xff\xff\xff\xff", 11);
+  for (const std::string& m : {rel, Begin(0x6000, 701), Heartbeat(), Insert("5", "five"),
+                               Update("5", "6", std::nullopt), Delete("6"), Commit(0x6000)}) {
+    auto msg = decoder.Decode(m);
+    ASSERT_TRUE(msg.ok()) << msg.status().ToString();
+    ASSERT_TRUE(fresh.Apply(*msg, decoder, 0x1000, &fresh_out).ok());
+  }
+  ASSERT_EQ(fresh_out.size(), out_.size());
+  for (size_t i = 0; i < out_.size(); ++i) {
+    EXPECT_EQ(out_[i].SerializeAsString(), fresh_out[i].SerializeAsString()) << "event " << i;
+  }
 }
 
 }  // namespace
