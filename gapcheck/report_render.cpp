@@ -579,6 +579,7 @@ std::string RowsText(const RowsReport& r, bool color) {
   list("missing on standby", d.missing, false);
   list("extra on standby  ", d.extra, false);
   list("different         ", d.different, true);
+  for (const auto& n : d.notes) o << "  note: " << n << "\n";
   if (!r.repair_commands.empty()) {
     o << "to repair:\n";
     for (const auto& c : r.repair_commands) o << "  " << c << "\n";
@@ -613,6 +614,9 @@ std::string RowsJson(const RowsReport& r) {
   }
   w.EndArray().Field("levels", d.levels).Field("rows_fetched", d.rows_fetched);
   w.Field("bytes_received", d.bytes_received).Field("seconds", d.seconds);
+  w.Key("notes").BeginArray();
+  for (const auto& n : d.notes) w.String(n);
+  w.EndArray();
   w.Field("stream_read", r.stream_read).Key("repair_commands").BeginArray();
   for (const auto& c : r.repair_commands) w.String(c);
   w.EndArray().EndObject();
@@ -626,6 +630,7 @@ std::string RowsHtml(const RowsReport& r) {
     << " rows on the primary, " << d.target_rows << " on the standby; " << d.levels
     << " checksum level(s), " << d.rows_fetched << " rows fetched, " << d.bytes_received
     << " bytes received, " << Fixed(d.seconds, 2) << " s.</p>\n";
+  for (const auto& n : d.notes) b << "<p><i>Note: " << Escape(n) << "</i></p>\n";
   if (!d.segments.empty()) {
     std::vector<std::string> labels;
     std::vector<double> values;
