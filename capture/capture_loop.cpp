@@ -610,6 +610,7 @@ Status CaptureDaemon::Stream(ReplicationConnection& repl) {
   constexpr size_t kQueuedBatches = 2;
 
   PgOutputDecoder decoder;
+  capture::PgOutputMessage decoded;  // reused message by message
   ChangeBuilder builder(
       source_, [this](uint32_t oid, int32_t typmod) { return catalog_->TypeName(oid, typmod); });
   Lsn start = spool_->last_complete_commit_lsn();
@@ -700,7 +701,7 @@ Status CaptureDaemon::Stream(ReplicationConnection& repl) {
     stream_busy = msg.has_value();
     if (!msg) continue;
     if (const auto* x = std::get_if<capture::XLogData>(&*msg)) {
-      LIFELINE_ASSIGN_OR_RETURN(auto decoded, decoder.Decode(x->payload));
+      LIFELINE_RETURN_IF_ERROR(decoder.DecodeInto(x->payload, &decoded));
       if (batch->empty()) batch_since = Clock::now();
       LIFELINE_RETURN_IF_ERROR(builder.Apply(decoded, decoder, x->wal_start, batch.get()));
       batch->add_bytes(x->payload.size());

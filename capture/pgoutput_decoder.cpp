@@ -73,8 +73,9 @@ Result<const RelationMessage*> RequireRelation(const RelationCache& cache, uint3
   return &it->second.relation;
 }
 
-Result<TupleData> ReadTupleData(WireReader& in, const RelationMessage& relation,
-                                std::string_view which) {
+// Reads into `tuple`, reusing its values' text buffers.
+Status ReadTupleDataInto(WireReader& in, const RelationMessage& relation, std::string_view which,
+                         TupleData* tuple) {
   const size_t count_offset = in.offset();
   LIFELINE_ASSIGN_OR_RETURN(int16_t count, in.ReadInt16("tuple column count"));
   if (count < 0 || static_cast<size_t>(count) != relation.columns.size()) {
@@ -83,12 +84,13 @@ Result<TupleData> ReadTupleData(WireReader& in, const RelationMessage& relation,
                               " (" + QualifiedName(relation) + ") has " +
                               std::to_string(relation.columns.size()) + At(count_offset));
   }
-  TupleData tuple;
-  tuple.reserve(relation.columns.size());  // bounded by the cached relation, not by the input
-  for (const RelationColumn& column : relation.columns) {
+  tuple->resize(relation.columns.size());  // bounded by the cached relation, not by the input
+  for (size_t i = 0; i < relation.columns.size(); ++i) {
+    const RelationColumn& column = relation.columns[i];
     const size_t kind_offset = in.offset();
     LIFELINE_ASSIGN_OR_RETURN(uint8_t kind, in.ReadUint8("column value kind"));
-    TupleValue value;
+    TupleValue& value = (*tuple)[i];
+    value.text.clear();
     switch (kind) {
       case 'n':
         value.kind = TupleValueKind::kNull;
@@ -111,7 +113,7 @@ Result<TupleData> ReadTupleData(WireReader& in, const RelationMessage& relation,
         }
         LIFELINE_ASSIGN_OR_RETURN(std::string_view text,
                                   in.ReadBytes(static_cast<size_t>(length), "column value"));
-        value.text = std::string(text);
+        value.text.assign(text);
         break;
       }
       case 'b':
@@ -122,9 +124,8 @@ Result<TupleData> ReadTupleData(WireReader& in, const RelationMessage& relation,
         return Status::Corruption("column \"" + column.name + "\" has unknown value kind " +
                                   DescribeByte(kind) + At(kind_offset));
     }
-    tuple.push_back(std::move(value));
   }
-  return tuple;
+  return Status::Ok();
 }
 
 // Reads the submessage byte that precedes a tuple and checks it is one of `allowed`.
@@ -214,42 +215,66 @@ Result<TypeMessage> DecodeType(WireReader& in) {
   return m;
 }
 
+Status DecodeInsertInto(WireReader& in, const RelationCache& cache, InsertMessage* m) {
+  const size_t oid_offset = in.offset();
+  LIFELINE_ASSIGN_OR_RETURN(m->relation_oid, in.ReadUint32("relation oid"));
+  LIFELINE_ASSIGN_OR_RETURN(const RelationMessage* relation,
+                            RequireRelation(cache, m->relation_oid, oid_offset));
+  LIFELINE_RETURN_IF_ERROR(ReadTupleTag(in, "N").status());
+  return ReadTupleDataInto(in, *relation, "new", &m->new_tuple);
+}
+
+Status DecodeUpdateInto(WireReader& in, const RelationCache& cache, UpdateMessage* m) {
+  const size_t oid_offset = in.offset();
+  LIFELINE_ASSIGN_OR_RETURN(m->relation_oid, in.ReadUint32("relation oid"));
+  LIFELINE_ASSIGN_OR_RETURN(const RelationMessage* relation,
+                            RequireRelation(cache, m->relation_oid, oid_offset));
+  LIFELINE_ASSIGN_OR_RETURN(char tag, ReadTupleTag(in, "KON"));
+  if (tag != 'N') {
+    m->old_kind = tag;
+    LIFELINE_RETURN_IF_ERROR(ReadTupleDataInto(in, *relation, "old", &m->old_tuple));
+    LIFELINE_RETURN_IF_ERROR(ReadTupleTag(in, "N").status());
+  } else {
+    m->old_kind = 0;
+    m->old_tuple.clear();
+  }
+  return ReadTupleDataInto(in, *relation, "new", &m->new_tuple);
+}
+
+Status DecodeDeleteInto(WireReader& in, const RelationCache& cache, DeleteMessage* m) {
+  const size_t oid_offset = in.offset();
+  LIFELINE_ASSIGN_OR_RETURN(m->relation_oid, in.ReadUint32("relation oid"));
+  LIFELINE_ASSIGN_OR_RETURN(const RelationMessage* relation,
+                            RequireRelation(cache, m->relation_oid, oid_offset));
+  LIFELINE_ASSIGN_OR_RETURN(m->old_kind, ReadTupleTag(in, "KO"));
+  return ReadTupleDataInto(in, *relation, "old", &m->old_tuple);
+}
+
 Result<InsertMessage> DecodeInsert(WireReader& in, const RelationCache& cache) {
   InsertMessage m;
-  const size_t oid_offset = in.offset();
-  LIFELINE_ASSIGN_OR_RETURN(m.relation_oid, in.ReadUint32("relation oid"));
-  LIFELINE_ASSIGN_OR_RETURN(const RelationMessage* relation,
-                            RequireRelation(cache, m.relation_oid, oid_offset));
-  LIFELINE_RETURN_IF_ERROR(ReadTupleTag(in, "N").status());
-  LIFELINE_ASSIGN_OR_RETURN(m.new_tuple, ReadTupleData(in, *relation, "new"));
+  LIFELINE_RETURN_IF_ERROR(DecodeInsertInto(in, cache, &m));
   return m;
 }
 
 Result<UpdateMessage> DecodeUpdate(WireReader& in, const RelationCache& cache) {
   UpdateMessage m;
-  const size_t oid_offset = in.offset();
-  LIFELINE_ASSIGN_OR_RETURN(m.relation_oid, in.ReadUint32("relation oid"));
-  LIFELINE_ASSIGN_OR_RETURN(const RelationMessage* relation,
-                            RequireRelation(cache, m.relation_oid, oid_offset));
-  LIFELINE_ASSIGN_OR_RETURN(char tag, ReadTupleTag(in, "KON"));
-  if (tag != 'N') {
-    m.old_kind = tag;
-    LIFELINE_ASSIGN_OR_RETURN(m.old_tuple, ReadTupleData(in, *relation, "old"));
-    LIFELINE_RETURN_IF_ERROR(ReadTupleTag(in, "N").status());
-  }
-  LIFELINE_ASSIGN_OR_RETURN(m.new_tuple, ReadTupleData(in, *relation, "new"));
+  LIFELINE_RETURN_IF_ERROR(DecodeUpdateInto(in, cache, &m));
   return m;
 }
 
 Result<DeleteMessage> DecodeDelete(WireReader& in, const RelationCache& cache) {
   DeleteMessage m;
-  const size_t oid_offset = in.offset();
-  LIFELINE_ASSIGN_OR_RETURN(m.relation_oid, in.ReadUint32("relation oid"));
-  LIFELINE_ASSIGN_OR_RETURN(const RelationMessage* relation,
-                            RequireRelation(cache, m.relation_oid, oid_offset));
-  LIFELINE_ASSIGN_OR_RETURN(m.old_kind, ReadTupleTag(in, "KO"));
-  LIFELINE_ASSIGN_OR_RETURN(m.old_tuple, ReadTupleData(in, *relation, "old"));
+  LIFELINE_RETURN_IF_ERROR(DecodeDeleteInto(in, cache, &m));
   return m;
+}
+
+// Decodes a row message into `out`, reusing its buffers when it already holds that kind.
+template <typename Message, typename DecodeFn>
+Status DecodeRowInto(WireReader& in, const RelationCache& cache, PgOutputMessage* out,
+                     DecodeFn decode) {
+  if (!std::holds_alternative<Message>(*out)) out->emplace<Message>();
+  LIFELINE_RETURN_IF_ERROR(decode(in, cache, &std::get<Message>(*out)));
+  return in.ExpectEnd();
 }
 
 Result<TruncateMessage> DecodeTruncate(WireReader& in, const RelationCache& cache) {
@@ -374,6 +399,30 @@ Result<PgOutputMessage> PgOutputDecoder::Decode(std::string_view payload) {
     }
   }
   return decoded;
+}
+
+Status PgOutputDecoder::DecodeInto(std::string_view payload, PgOutputMessage* message) {
+  const char type = payload.empty() ? '\0' : payload[0];
+  if (type != 'I' && type != 'U' && type != 'D') {
+    LIFELINE_ASSIGN_OR_RETURN(*message, Decode(payload));
+    return Status::Ok();
+  }
+  WireReader in(payload);
+  (void)in.ReadUint8("message type").value();  // non-empty: checked above
+  Status st;
+  switch (type) {
+    case 'I':
+      st = DecodeRowInto<InsertMessage>(in, relations_, message, DecodeInsertInto);
+      break;
+    case 'U':
+      st = DecodeRowInto<UpdateMessage>(in, relations_, message, DecodeUpdateInto);
+      break;
+    default:
+      st = DecodeRowInto<DeleteMessage>(in, relations_, message, DecodeDeleteInto);
+      break;
+  }
+  if (!st.ok()) return st.WithContext("pgoutput " + std::string(MessageName(type)));
+  return Status::Ok();
 }
 
 const PgOutputDecoder::CachedRelation* PgOutputDecoder::FindRelation(uint32_t relation_oid) const {

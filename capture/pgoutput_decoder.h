@@ -131,6 +131,11 @@ class PgOutputDecoder {
   // offset. A failed Decode leaves the relation cache unchanged.
   [[nodiscard]] Result<PgOutputMessage> Decode(std::string_view payload);
 
+  // As Decode, into `message`: a row message (Insert, Update, Delete) decoded into a `message`
+  // already holding that kind reuses its values' buffers, so a steady stream allocates little.
+  // Errors as for Decode; `message` then holds a partly decoded message.
+  [[nodiscard]] Status DecodeInto(std::string_view payload, PgOutputMessage* message);
+
   // nullptr if no Relation message for the oid has been decoded. Valid until the next Decode.
   const CachedRelation* FindRelation(uint32_t relation_oid) const;
 

@@ -533,5 +533,58 @@ TEST(PgOutputDecoderRelationCacheTest, RowsDecodeAgainstLatestRelation) {
   EXPECT_EQ(ins.new_tuple[1].kind, TupleValueKind::kUnchangedToast);
 }
 
+// The same message as two decodes see it: row messages field by field, others by kind.
+bool SameMessage(const PgOutputMessage& a, const PgOutputMessage& b) {
+  if (a.index() != b.index()) return false;
+  if (const auto* x = std::get_if<InsertMessage>(&a)) {
+    const auto& y = std::get<InsertMessage>(b);
+    return x->relation_oid == y.relation_oid && x->new_tuple == y.new_tuple;
+  }
+  if (const auto* x = std::get_if<UpdateMessage>(&a)) {
+    const auto& y = std::get<UpdateMessage>(b);
+    return x->relation_oid == y.relation_oid && x->old_kind == y.old_kind &&
+           x->old_tuple == y.old_tuple && x->new_tuple == y.new_tuple;
+  }
+  if (const auto* x = std::get_if<DeleteMessage>(&a)) {
+    const auto& y = std::get<DeleteMessage>(b);
+    return x->relation_oid == y.relation_oid && x->old_kind == y.old_kind &&
+           x->old_tuple == y.old_tuple;
+  }
+  if (const auto* x = std::get_if<RelationMessage>(&a)) return *x == std::get<RelationMessage>(b);
+  return true;
+}
+
+// Decoding every message into one reused message object gives what a fresh decode gives, even
+// when a row message follows a larger one of the same kind; truncated row messages fail the same.
+TEST(PgOutputDecoderReuseTest, DecodeIntoOneMessageEqualsFreshDecodes) {
+  PgOutputDecoder fresh, reused;
+  PgOutputMessage message;
+  auto captured = LoadCapture();
+  ASSERT_FALSE(captured.empty());
+  // Twice: the second time every message lands on what the first left behind.
+  for (int pass = 0; pass < 2; ++pass) {
+    for (const Captured& c : captured) {
+      Result<PgOutputMessage> want = fresh.Decode(c.payload);
+      ASSERT_TRUE(want.ok()) << want.status().ToString();
+      Status st = reused.DecodeInto(c.payload, &message);
+      ASSERT_TRUE(st.ok()) << st.ToString();
+      ASSERT_TRUE(SameMessage(*want, message)) << "xid " << c.xid << " type " << c.payload[0];
+    }
+  }
+  for (const Captured& c : captured) {
+    if (c.payload[0] != 'I' && c.payload[0] != 'U' && c.payload[0] != 'D') continue;
+    const std::string_view payload = c.payload;
+    for (size_t len = 1; len < payload.size(); ++len) {
+      Result<PgOutputMessage> want = fresh.Decode(payload.substr(0, len));
+      Status st = reused.DecodeInto(payload.substr(0, len), &message);
+      ASSERT_FALSE(st.ok()) << "xid " << c.xid << " cut at " << len;
+      ASSERT_EQ(st.ToString(), want.status().ToString());
+    }
+    ASSERT_FALSE(reused.DecodeInto(c.payload + 'x', &message).ok());
+  }
+  EXPECT_FALSE(reused.DecodeInto("", &message).ok());
+  EXPECT_FALSE(reused.DecodeInto("Z", &message).ok());
+}
+
 }  // namespace
 }  // namespace lifeline::capture
