@@ -62,6 +62,9 @@ class DevKafkaCluster {
   // with `error_name`: a Kafka error name ("NOT_LEADER_OR_FOLLOWER"), a librdkafka name with or
   // without the RD_KAFKA_RESP_ERR_ prefix ("NOT_LEADER_FOR_PARTITION", "_TRANSPORT" to
   // disconnect), or a numeric code.
+  // Produce errors and an idempotent producer with more than one request in flight do not mix. The
+  // mock does not check a non-transactional producer's sequence numbers. It appends a batch sent
+  // behind one that failed, and the client then counts the failed batch as delivered.
   [[nodiscard]] Status PushRequestErrors(const std::string& api, const std::string& error_name,
                                          int count);
   // Only for topics created through this object, so a typo cannot silently auto-create a topic.
