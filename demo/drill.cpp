@@ -185,10 +185,12 @@ Status Drill::StandbyRestart() {
 Status Drill::RegionLoss() {
   // The primary region goes at once: its database and capture+shipper. Kafka is elsewhere.
   auto fault = Clock::now();
-  int64_t fault_us = NowUnixMicros();
+  int64_t fault_us = 0;
   Note("region lost: kill -9 capture+shipper and stop the primary immediately");
   pipeline_->KillCapture();
   LIFELINE_RETURN_IF_ERROR(pipeline_->primary().Stop("immediate"));
+  // Calls acknowledged while the stop took hold were committed too: the region died now.
+  fault_us = NowUnixMicros();
   pipeline_->StopLoad();
   (void)pipeline_->WaitLoad();
 
