@@ -27,7 +27,7 @@ struct CaptureOptions {
   // Make a new slot and snapshot again, after the old slot was lost or dropped. Records a marker
   // event so gapcheck can show the window in which changes may have been missed.
   bool resnapshot = false;
-  size_t batch_events = 2000;  // events per synced spool write at most
+  size_t batch_events = 5000;  // events per synced spool write at most
   // When the spool holds this many bytes (shipped or not), capture stops reading and confirming:
   // the slot keeps the WAL and nothing is dropped. 0: no limit.
   uint64_t spool_max_bytes = 0;
