@@ -84,7 +84,9 @@ jq . "$ALL" >"$RESULT"
 # Sanity: every benchmark produced at least one ratio, each finite and positive.
 RATIOS="$WORK/ratios.tsv"
 jq -r '.benchmarks | to_entries[] | .key as $b | .value.result
-       | paths(numbers) as $p | select(($p | last | tostring) | test("ratio"))
+       | paths(numbers) as $p
+       | select(($p | last | tostring) | test("ratio"))
+       | select(($p | map(tostring) | join(".")) | test("goal|min_ratio") | not)
        | [$b, ($p | map(tostring) | join(".")), (getpath($p))] | @tsv' "$RESULT" >"$RATIOS"
 status=0
 for name in spool capture ship apply rows pipeline; do
