@@ -21,20 +21,37 @@ std::string RecordPosition::Describe() const {
 
 namespace {
 
-SourcedEvent Parse(RecordPosition pos, std::string raw) {
-  SourcedEvent out;
-  out.position = std::move(pos);
-  v1::ChangeEvent ev;
-  if (!ev.ParseFromString(raw)) {
-    out.error = "the record is not a ChangeEvent (" + std::to_string(raw.size()) + " bytes)";
-  } else if (ev.seq() == 0) {
-    out.error = "the record carries no seq";
-  } else {
-    out.event = std::move(ev);
+// Events come back once applied and are parsed into again: a cleared message keeps its strings
+// and repeated fields, so reading at a steady pace allocates little.
+class EventPool {
+ public:
+  SourcedEvent Parse(RecordPosition pos, std::string_view bytes) {
+    SourcedEvent out;
+    if (!free_.empty()) {
+      out = std::move(free_.back());
+      free_.pop_back();
+    }
+    out.position = std::move(pos);
+    out.raw.assign(bytes.data(), bytes.size());
+    out.error.clear();
+    if (!out.event) out.event.emplace();
+    if (!out.event->ParseFromArray(out.raw.data(), static_cast<int>(out.raw.size()))) {
+      out.error = "the record is not a ChangeEvent (" + std::to_string(out.raw.size()) + " bytes)";
+      out.event.reset();
+    } else if (out.event->seq() == 0) {
+      out.error = "the record carries no seq";
+      out.event.reset();
+    }
+    return out;
   }
-  out.raw = std::move(raw);
-  return out;
-}
+  void Recycle(SourcedEvent&& item) {
+    if (item.event && free_.size() < kKept) free_.push_back(std::move(item));
+  }
+
+ private:
+  static constexpr size_t kKept = 1024;
+  std::vector<SourcedEvent> free_;
+};
 
 class SpoolSource : public EventSource {
  public:
@@ -63,7 +80,7 @@ class SpoolSource : public EventSource {
     ++records_read_;
     RecordPosition pos;
     pos.offset = static_cast<int64_t>(rec.seq);
-    return std::optional<SourcedEvent>(Parse(pos, std::move(rec.bytes)));
+    return std::optional<SourcedEvent>(pool_.Parse(pos, rec.bytes));
   }
 
   std::map<int32_t, int64_t> NextOffsets() const override {
@@ -71,8 +88,10 @@ class SpoolSource : public EventSource {
   }
   std::string topic() const override { return ""; }
   uint64_t records_read() const override { return records_read_; }
+  void Recycle(SourcedEvent&& item) override { pool_.Recycle(std::move(item)); }
 
  private:
+  EventPool pool_;
   std::unique_ptr<Spool> spool_;
   std::string dir_;
   uint64_t next_;
@@ -203,13 +222,16 @@ class KafkaSource : public EventSource {
         eof_[m->partition] = true;
       } else if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         spdlog::warn("replay: Kafka: {}", rd_kafka_message_errstr(m));
+        // A seq is missing only after gap_timeout of reading without errors: while brokers are
+        // down, the partition holding it may simply be out of reach.
+        waiting_since_ = std::chrono::steady_clock::now();
       } else {
         eof_[m->partition] = false;
         RecordPosition pos{options_.topic, m->partition, m->offset};
-        std::string raw(static_cast<const char*>(m->payload), m->len);
         consumed_[m->partition] = m->offset + 1;
         ++records_read_;
-        queues_[m->partition].push_back(Parse(pos, std::move(raw)));
+        queues_[m->partition].push_back(
+            pool_.Parse(pos, std::string_view(static_cast<const char*>(m->payload), m->len)));
       }
       rd_kafka_message_destroy(m);
     }
@@ -224,8 +246,10 @@ class KafkaSource : public EventSource {
   }
   std::string topic() const override { return options_.topic; }
   uint64_t records_read() const override { return records_read_; }
+  void Recycle(SourcedEvent&& item) override { pool_.Recycle(std::move(item)); }
 
  private:
+  EventPool pool_;
   // The next record in seq order, if it can be decided now.
   std::optional<SourcedEvent> TakeReady() {
     int32_t best = -1;

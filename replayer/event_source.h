@@ -44,6 +44,8 @@ class EventSource {
   virtual std::string topic() const = 0;
   // Records taken from the source so far (parsed or not, duplicates included).
   virtual uint64_t records_read() const = 0;
+  // Hands back an event the caller is done with, to be parsed into again.
+  virtual void Recycle(SourcedEvent&& item) = 0;
 };
 
 // What a source holds, so a window outside it can say what it holds instead.
@@ -84,7 +86,8 @@ struct KafkaSourceOptions {
   // The seq the caller expects next: records below it are passed over quickly, and records of
   // other partitions wait for it, so a seq split across partitions is merged back in order.
   uint64_t next_seq = 1;
-  // A seq missing this long while every partition is past it is handed over as a gap.
+  // A seq missing this long (of reading without broker errors) while every partition is past it
+  // is handed over as a gap.
   std::chrono::milliseconds gap_timeout{10'000};
 };
 

@@ -1,10 +1,12 @@
 // The loop that drives the replayer: read the source in seq order, enforce seq discipline, group
 // whole source transactions into target transactions, apply them with the position, and report.
+// One batch is in flight on the target while the next is read and built.
 #include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "common/event_format.h"
@@ -67,8 +69,13 @@ class Replayer {
   Status OpenSource();
   Status CheckWindow(const replayer::HeldRange& held, const std::string& source) const;
   // Adds one event to the batch; `done` when the window's end was passed.
-  Status Accept(SourcedEvent item, bool* done);
+  Status Accept(const SourcedEvent& item, bool* done);
+  Status Loop();
+  // Sends the batch built so far (whole source transactions only) once the one before it is over.
   Status Flush();
+  // Settles the batch in flight: with `wait`, until it committed (resending it across reconnects
+  // unless the stored position shows it committed); without, only if it is already over.
+  Status Collect(bool wait);
   Status FinishOnlyMissing();
   void PrintSummary() const;
   HealthReport Health() const;
@@ -89,8 +96,16 @@ class Replayer {
   ReplayPosition applied_;     // as committed in the target
   ReplayPosition pending_;     // including the batch being built
   uint64_t expected_seq_ = 0;  // 0: take the first seq as it comes
-  std::string batch_sql_;
-  replayer::StatementRun run_;  // rows not yet in batch_sql_
+  std::vector<replayer::Statement> batch_;
+  replayer::StatementRun run_;  // rows not yet in batch_
+  // The batch sent and not yet known committed.
+  struct InFlight {
+    std::shared_ptr<const std::vector<replayer::Statement>> statements;
+    ReplayPosition position;
+    uint64_t transactions = 0;  // summary_.transactions through it
+    Status sent;                // how sending it went
+  };
+  std::optional<InFlight> in_flight_;
   size_t batch_events_ = 0;
   uint64_t transactions_counted_ = 0;
   bool in_txn_ = false;
@@ -273,7 +288,7 @@ Status Replayer::OpenSource() {
   return Status::Ok();
 }
 
-Status Replayer::Accept(SourcedEvent item, bool* done) {
+Status Replayer::Accept(const SourcedEvent& item, bool* done) {
   if (!item.event) {
     if (!options_.dead_letter) {
       return Status::Corruption("the record at " + item.position.Describe() +
@@ -283,8 +298,8 @@ Status Replayer::Accept(SourcedEvent item, bool* done) {
     }
     spdlog::warn("replay: storing the record at {} in lifeline.dead_letter: {}",
                  item.position.Describe(), item.error);
-    batch_sql_ += Target::DeadLetterSql(item.position.topic, item.position.partition,
-                                        item.position.offset, item.raw, item.error);
+    batch_.push_back(Target::DeadLetterStatement(item.position.topic, item.position.partition,
+                                                 item.position.offset, item.raw, item.error));
     ++summary_.dead_letters;
     dead_letters_.Add();
     return Status::Ok();
@@ -326,7 +341,7 @@ Status Replayer::Accept(SourcedEvent item, bool* done) {
     spdlog::warn("replay: seq {}..{} missing; recorded in lifeline.replay_gaps", expected_seq_,
                  ev.seq() - 1);
     if (!options_.dry_run) {
-      batch_sql_ += Target::GapSql(SourceId(ev), expected_seq_, ev.seq() - 1);
+      batch_.push_back(Target::GapStatement(SourceId(ev), expected_seq_, ev.seq() - 1));
     }
   }
   expected_seq_ = ev.seq() + 1;
@@ -362,38 +377,47 @@ Status Replayer::Accept(SourcedEvent item, bool* done) {
       }
     } else if (!options_.dry_run) {
       if (!run_.TryAdd(ev)) {
-        batch_sql_ += run_.Take();
+        run_.TakeInto(&batch_);
         if (!run_.TryAdd(ev)) {
-          LIFELINE_ASSIGN_OR_RETURN(std::string sql, replayer::ApplyStatement(ev));
-          batch_sql_ += sql;
+          LIFELINE_ASSIGN_OR_RETURN(replayer::Statement st, replayer::ApplyStatement(ev));
+          if (!st.sql.empty()) batch_.push_back(std::move(st));
         }
       }
       if (!options_.audit_table.empty() && ev.op() != v1::OP_TRUNCATE) {
-        std::string record_id = "NULL";
+        replayer::Statement audit;
+        audit.sql = "INSERT INTO " + options_.audit_table +
+                    " (operation_type, \"timestamp\", table_name, record_id, old_values, "
+                    "new_values) VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb)";
+        std::string op = std::string(OpName(ev.op()));
+        for (char& c : op) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+        audit.AddText(op);
+        audit.AddText(FormatTimestampUs(ev.commit_time_us()));
+        audit.AddText(table);
+        const v1::Value* record_id = nullptr;
         int keys = 0;
         const v1::Row& key_row = ev.op() == v1::OP_DELETE ? ev.before() : ev.after();
         for (int i = 0; i < ev.relation().columns_size() && i < key_row.values_size(); ++i) {
           if (ev.relation().columns(i).key()) {
             ++keys;
-            record_id = QuoteLiteral(key_row.values(i).text());
+            record_id = &key_row.values(i);
           }
         }
-        if (keys != 1) record_id = "NULL";
-        std::string op = std::string(OpName(ev.op()));
-        for (char& c : op) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-        batch_sql_ += "INSERT INTO " + options_.audit_table +
-                      " (operation_type, \"timestamp\", table_name, record_id, old_values, "
-                      "new_values) VALUES (" +
-                      QuoteLiteral(op) + ", " +
-                      QuoteLiteral(FormatTimestampUs(ev.commit_time_us())) + ", " +
-                      QuoteLiteral(table) + ", " + record_id + ", " +
-                      (ev.has_before() && ev.before().values_size() > 0
-                           ? QuoteLiteral(RowToJson(ev, ev.before())) + "::jsonb"
-                           : std::string("NULL")) +
-                      ", " +
-                      (ev.has_after() ? QuoteLiteral(RowToJson(ev, ev.after())) + "::jsonb"
-                                      : std::string("NULL")) +
-                      ");";
+        if (keys == 1) {
+          audit.AddText(record_id->text());
+        } else {
+          audit.AddNull();
+        }
+        if (ev.has_before() && ev.before().values_size() > 0) {
+          audit.AddText(RowToJson(ev, ev.before()));
+        } else {
+          audit.AddNull();
+        }
+        if (ev.has_after()) {
+          audit.AddText(RowToJson(ev, ev.after()));
+        } else {
+          audit.AddNull();
+        }
+        batch_.push_back(std::move(audit));
       }
     }
   }
@@ -418,44 +442,107 @@ Status Replayer::Accept(SourcedEvent item, bool* done) {
 
 Status Replayer::Flush() {
   if (in_txn_) return Status::Ok();  // only whole source transactions are applied
-  batch_sql_ += run_.Take();
-  if (batch_sql_.empty() && pending_.last_seq == applied_.last_seq) return Status::Ok();
+  run_.TakeInto(&batch_);
+  const uint64_t sent_seq = in_flight_ ? in_flight_->position.last_seq : applied_.last_seq;
+  if (batch_.empty() && pending_.last_seq == sent_seq) return Status::Ok();
   pending_.next_offsets = source_->NextOffsets();
-  uint64_t txns = summary_.transactions;
-  if (!options_.dry_run) {
-    std::string sql = batch_sql_;
-    if (persist_position_) sql += Target::PositionSql(stream_, pending_);
-    auto backoff = std::chrono::milliseconds(250);
-    while (true) {
-      Status st = sql.empty() ? Status::Ok() : target_->ApplyInTransaction(sql);
-      if (st.ok()) break;
-      if (st.code() != StatusCode::kUnavailable) {
-        return st.WithContext("applying seq up to " + std::to_string(pending_.last_seq));
-      }
-      // The target went away (restart, network). The commit may or may not have happened:
-      // reconnect, and skip the batch if the stored position shows it.
-      spdlog::warn("replay: {}; reconnecting in {} ms", st.message(), backoff.count());
-      if (SleepUnlessStopped(stop_, backoff)) return Status::Unavailable("stopped");
-      backoff = std::min(backoff * 2, std::chrono::milliseconds(10'000));
-      Status c = ConnectTarget();
-      if (!c.ok()) return c;
-      if (persist_position_) {
-        auto pos = target_->ReadPosition(stream_);
-        if (pos.ok() && pos->last_seq >= pending_.last_seq) break;
-      }
-    }
+  if (options_.dry_run) {
+    transactions_.Add(summary_.transactions - transactions_counted_);
+    transactions_counted_ = summary_.transactions;
+    applied_ = pending_;
+  } else {
+    LIFELINE_RETURN_IF_ERROR(Collect(/*wait=*/true));
+    if (persist_position_) batch_.push_back(Target::PositionStatement(stream_, pending_));
+    in_flight_.emplace();
+    in_flight_->statements =
+        std::make_shared<const std::vector<replayer::Statement>>(std::move(batch_));
+    in_flight_->position = pending_;
+    in_flight_->transactions = summary_.transactions;
+    in_flight_->sent = target_->Send(in_flight_->statements);
   }
-  transactions_.Add(txns - transactions_counted_);
-  transactions_counted_ = txns;
-  applied_ = pending_;
+  batch_.clear();
+  batch_events_ = 0;
+  batch_started_ = Clock::now();
+  return Status::Ok();
+}
+
+Status Replayer::Collect(bool wait) {
+  if (!in_flight_) return Status::Ok();
+  Status st = in_flight_->sent;
+  if (st.ok()) {
+    auto over = target_->Finished(wait);
+    if (over.ok() && !*over) return Status::Ok();  // still running
+    st = over.status();
+  }
+  auto backoff = std::chrono::milliseconds(250);
+  while (!st.ok()) {
+    if (st.code() != StatusCode::kUnavailable) {
+      Status failed =
+          st.WithContext("applying seq up to " + std::to_string(in_flight_->position.last_seq));
+      in_flight_.reset();
+      return failed;
+    }
+    // The target went away (restart, network). The commit may or may not have happened:
+    // reconnect, and skip the batch if the stored position shows it.
+    spdlog::warn("replay: {}; reconnecting in {} ms", st.message(), backoff.count());
+    if (SleepUnlessStopped(stop_, backoff)) {
+      in_flight_.reset();
+      return Status::Unavailable("stopped");
+    }
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(10'000));
+    Status c = ConnectTarget();
+    if (c.ok() && persist_position_) c = target_->LockStream(stream_);
+    if (!c.ok()) {
+      in_flight_.reset();
+      return c;
+    }
+    if (persist_position_) {
+      auto pos = target_->ReadPosition(stream_);
+      if (pos.ok() && pos->last_seq >= in_flight_->position.last_seq) break;
+    }
+    st = target_->Send(in_flight_->statements);
+    if (st.ok()) st = target_->Finished(/*wait=*/true).status();
+  }
+  transactions_.Add(in_flight_->transactions - transactions_counted_);
+  transactions_counted_ = in_flight_->transactions;
+  applied_ = std::move(in_flight_->position);
+  in_flight_.reset();
   position_.Set(static_cast<double>(applied_.last_seq));
   if (applied_.last_commit_time_us > 0) {
     lag_.Set(std::max(0.0, (NowUnixMicros() - applied_.last_commit_time_us) / 1e6));
   }
-  batch_sql_.clear();
-  batch_events_ = 0;
-  batch_started_ = Clock::now();
   return Status::Ok();
+}
+
+Status Replayer::Loop() {
+  bool done = false;
+  size_t since_collect = 0;
+  while (!stop_.load() && !done) {
+    bool at_end = false;
+    auto wait = batch_events_ > 0 ? std::chrono::milliseconds(5) : std::chrono::milliseconds(200);
+    if (in_flight_) wait = std::min(wait, std::chrono::milliseconds(20));
+    LIFELINE_ASSIGN_OR_RETURN(auto item, source_->Next(wait, &at_end));
+    if (item) {
+      LIFELINE_RETURN_IF_ERROR(Accept(*item, &done));
+      source_->Recycle(std::move(*item));
+    }
+    // Keep the batch in flight moving (its rest sent, its results read) while this one is built.
+    if (in_flight_ && (!item || ++since_collect >= 256)) {
+      since_collect = 0;
+      LIFELINE_RETURN_IF_ERROR(Collect(/*wait=*/false));
+    }
+    bool full = batch_events_ >= options_.batch_events ||
+                Clock::now() - batch_started_ >= std::chrono::milliseconds(options_.batch_ms);
+    if ((!item || full || done) && !in_txn_) LIFELINE_RETURN_IF_ERROR(Flush());
+    // A dry run reads the window as it stands and reports; it never follows.
+    if (!item && at_end && (options_.stop_at_end || options_.dry_run) && !in_txn_) done = true;
+    // Heartbeats keep the lag honest between batches too.
+    if (applied_.last_commit_time_us > 0) {
+      lag_.Set(std::max(0.0, (NowUnixMicros() - applied_.last_commit_time_us) / 1e6));
+    }
+  }
+  LIFELINE_RETURN_IF_ERROR(Flush());
+  return Collect(/*wait=*/true);
 }
 
 Status Replayer::FinishOnlyMissing() {
@@ -574,23 +661,21 @@ Status Replayer::Run() {
       "replay: {} from {} into the target, {} seq {}", IsWindow() ? "window" : "following",
       options_.spool_dir.empty() ? "topic " + options_.topic : "spool " + options_.spool_dir,
       applied_.last_seq > 0 ? "applied through" : "nothing applied yet;", applied_.last_seq);
-  bool done = false;
-  while (!stop_.load() && !done) {
-    bool at_end = false;
-    auto wait = batch_events_ > 0 ? std::chrono::milliseconds(5) : std::chrono::milliseconds(200);
-    LIFELINE_ASSIGN_OR_RETURN(auto item, source_->Next(wait, &at_end));
-    if (item) LIFELINE_RETURN_IF_ERROR(Accept(std::move(*item), &done));
-    bool full = batch_events_ >= options_.batch_events ||
-                Clock::now() - batch_started_ >= std::chrono::milliseconds(options_.batch_ms);
-    if ((!item || full || done) && !in_txn_) LIFELINE_RETURN_IF_ERROR(Flush());
-    // A dry run reads the window as it stands and reports; it never follows.
-    if (!item && at_end && (options_.stop_at_end || options_.dry_run) && !in_txn_) done = true;
-    // Heartbeats keep the lag honest between batches too.
-    if (applied_.last_commit_time_us > 0) {
-      lag_.Set(std::max(0.0, (NowUnixMicros() - applied_.last_commit_time_us) / 1e6));
+  Status looped = Loop();
+  if (!looped.ok()) {
+    // What was sent before the failure still commits (or not) as a whole; wait to know which.
+    if (in_flight_ && in_flight_->sent.ok()) {
+      auto over = target_->Finished(/*wait=*/true);
+      if (over.ok()) {
+        applied_ = in_flight_->position;
+      } else {
+        spdlog::warn("replay: the last batch sent (seq up to {}) failed too: {}",
+                     in_flight_->position.last_seq, over.status().message());
+      }
     }
+    in_flight_.reset();
+    return looped;
   }
-  LIFELINE_RETURN_IF_ERROR(Flush());
   if (options_.only_missing) LIFELINE_RETURN_IF_ERROR(FinishOnlyMissing());
   PrintSummary();
   return Status::Ok();

@@ -1,8 +1,15 @@
-// SQL text for change events.
+// Parameterised statements for change events.
 #include "replayer/statement_builder.h"
+
+#include <algorithm>
 
 namespace lifeline::replayer {
 namespace {
+
+// Statements of at most this many rows take any row count; longer runs go in power-of-two pieces.
+constexpr size_t kExactRows = 16;
+constexpr size_t kMaxRows = 256;
+constexpr size_t kMaxParams = 65535;  // the protocol's limit per statement
 
 bool IsValue(const v1::Value& v) {
   return v.kind_case() != v1::Value::kUnchangedToast;
@@ -19,8 +26,8 @@ const v1::Row* KeySource(const v1::ChangeEvent& ev) {
   return nullptr;
 }
 
-// "k1" = 'v1' AND "k2" IS NULL ...
-Result<std::string> KeyPredicate(const v1::ChangeEvent& ev, const v1::Row& row) {
+// "k1" = $n AND "k2" IS NULL ..., its parameters added to `st`.
+Status KeyPredicate(const v1::ChangeEvent& ev, const v1::Row& row, Statement* st) {
   std::string where;
   const auto& cols = ev.relation().columns();
   for (int i = 0; i < cols.size(); ++i) {
@@ -31,15 +38,20 @@ Result<std::string> KeyPredicate(const v1::ChangeEvent& ev, const v1::Row& row) 
     }
     if (!where.empty()) where += " AND ";
     const auto& v = row.values(i);
-    where += QuoteIdent(cols[i].name()) +
-             (v.kind_case() == v1::Value::kText ? " = " + QuoteLiteral(v.text()) : " IS NULL");
+    if (v.kind_case() == v1::Value::kText) {
+      st->AddText(v.text());
+      where += QuoteIdent(cols[i].name()) + " = $" + std::to_string(st->params());
+    } else {
+      where += QuoteIdent(cols[i].name()) + " IS NULL";
+    }
   }
   if (where.empty()) {
     return Status::InvalidArgument("table " + ev.relation().schema() + "." + ev.relation().table() +
                                    " has no key columns in the stream; give it a primary key or "
                                    "REPLICA IDENTITY FULL on the source");
   }
-  return where;
+  st->sql += where;
+  return Status::Ok();
 }
 
 Status CheckWidth(const v1::ChangeEvent& ev, const v1::Row& row) {
@@ -51,73 +63,129 @@ Status CheckWidth(const v1::ChangeEvent& ev, const v1::Row& row) {
   return Status::Ok();
 }
 
-Result<std::string> Upsert(const v1::ChangeEvent& ev, const v1::Row& row, bool overwrite) {
-  LIFELINE_RETURN_IF_ERROR(CheckWidth(ev, row));
+// The column list, ON CONFLICT target and update list of an upsert of `row`.
+struct UpsertParts {
+  std::string names, keys, updates;
+  size_t width = 0;
+};
+
+UpsertParts PartsOf(const v1::ChangeEvent& ev, const v1::Row& row) {
+  UpsertParts p;
   const auto& cols = ev.relation().columns();
-  std::string names, values, keys, updates;
   for (int i = 0; i < cols.size(); ++i) {
     if (!IsValue(row.values(i))) continue;
     std::string name = QuoteIdent(cols[i].name());
-    names += (names.empty() ? "" : ", ") + name;
-    values += (values.empty() ? "" : ", ") + Literal(row.values(i));
+    p.names += (p.names.empty() ? "" : ", ") + name;
+    ++p.width;
     if (cols[i].key()) {
-      keys += (keys.empty() ? "" : ", ") + name;
+      p.keys += (p.keys.empty() ? "" : ", ") + name;
     } else {
-      updates += (updates.empty() ? "" : ", ") + name + " = EXCLUDED." + name;
+      p.updates += (p.updates.empty() ? "" : ", ") + name + " = EXCLUDED." + name;
     }
   }
-  if (keys.empty()) {
-    return Status::InvalidArgument("table " + ev.relation().schema() + "." + ev.relation().table() +
-                                   " has no key columns in the stream");
+  return p;
+}
+
+std::string ConflictClause(const UpsertParts& p, bool overwrite) {
+  return " ON CONFLICT (" + p.keys + ") DO " +
+         ((overwrite && !p.updates.empty()) ? "UPDATE SET " + p.updates : std::string("NOTHING"));
+}
+
+Status NoKeys(const v1::ChangeEvent& ev) {
+  return Status::InvalidArgument("table " + ev.relation().schema() + "." + ev.relation().table() +
+                                 " has no key columns in the stream");
+}
+
+// ($1, $2), ($3, $4) ... for `rows` rows of `width` parameters from $first on.
+std::string Tuples(size_t rows, size_t width, size_t first) {
+  std::string out;
+  out.reserve(rows * width * 6);
+  size_t n = first;
+  for (size_t r = 0; r < rows; ++r) {
+    out += r == 0 ? "(" : ", (";
+    for (size_t c = 0; c < width; ++c) {
+      if (c > 0) out += ", ";
+      out += '$';
+      out += std::to_string(n++);
+    }
+    out += ')';
   }
-  std::string sql = "INSERT INTO " + QualifiedTable(ev) + " (" + names + ") VALUES (" + values +
-                    ") ON CONFLICT (" + keys + ") DO ";
-  sql += (overwrite && !updates.empty()) ? "UPDATE SET " + updates : std::string("NOTHING");
-  return sql + ";";
+  return out;
 }
 
 }  // namespace
+
+void Statement::AddText(std::string_view v) {
+  starts.push_back(static_cast<int32_t>(values.size()));
+  values.append(v);
+  values.push_back('\0');
+}
+
+void Statement::AddNull() {
+  starts.push_back(-1);
+}
+
+void Statement::Add(const v1::Value& v) {
+  if (v.kind_case() == v1::Value::kText) {
+    AddText(v.text());
+  } else {
+    AddNull();
+  }
+}
 
 std::string QualifiedTable(const v1::ChangeEvent& ev) {
   return QuoteIdent(ev.relation().schema()) + "." + QuoteIdent(ev.relation().table());
 }
 
-Result<std::string> ApplyStatement(const v1::ChangeEvent& ev) {
+Result<Statement> ApplyStatement(const v1::ChangeEvent& ev) {
+  Statement st;
   switch (ev.op()) {
     case v1::OP_INSERT:
-    case v1::OP_SNAPSHOT:
-      return Upsert(ev, ev.after(), /*overwrite=*/true);
+    case v1::OP_SNAPSHOT: {
+      LIFELINE_RETURN_IF_ERROR(CheckWidth(ev, ev.after()));
+      UpsertParts p = PartsOf(ev, ev.after());
+      if (p.keys.empty()) return NoKeys(ev);
+      for (const auto& v : ev.after().values()) {
+        if (IsValue(v)) st.Add(v);
+      }
+      st.sql = "INSERT INTO " + QualifiedTable(ev) + " (" + p.names + ") VALUES " +
+               Tuples(1, p.width, 1) + ConflictClause(p, /*overwrite=*/true);
+      return st;
+    }
     case v1::OP_UPDATE: {
       LIFELINE_RETURN_IF_ERROR(CheckWidth(ev, ev.after()));
       const v1::Row* key_row = KeySource(ev);
-      LIFELINE_ASSIGN_OR_RETURN(std::string where, KeyPredicate(ev, *key_row));
       std::string sets;
       const auto& cols = ev.relation().columns();
       for (int i = 0; i < cols.size(); ++i) {
         if (!IsValue(ev.after().values(i))) continue;
-        sets += (sets.empty() ? "" : ", ") + QuoteIdent(cols[i].name()) + " = " +
-                Literal(ev.after().values(i));
+        st.Add(ev.after().values(i));
+        sets += (sets.empty() ? "" : ", ") + QuoteIdent(cols[i].name()) + " = $" +
+                std::to_string(st.params());
       }
-      if (sets.empty()) return std::string();
-      return "UPDATE " + QualifiedTable(ev) + " SET " + sets + " WHERE " + where + ";";
+      if (sets.empty()) return Statement();
+      st.sql = "UPDATE " + QualifiedTable(ev) + " SET " + sets + " WHERE ";
+      LIFELINE_RETURN_IF_ERROR(KeyPredicate(ev, *key_row, &st));
+      return st;
     }
     case v1::OP_DELETE: {
       if (!ev.has_before()) {
         return Status::Corruption("delete event seq " + std::to_string(ev.seq()) +
                                   " has no old key");
       }
-      LIFELINE_ASSIGN_OR_RETURN(std::string where, KeyPredicate(ev, ev.before()));
-      return "DELETE FROM " + QualifiedTable(ev) + " WHERE " + where + ";";
+      st.sql = "DELETE FROM " + QualifiedTable(ev) + " WHERE ";
+      LIFELINE_RETURN_IF_ERROR(KeyPredicate(ev, ev.before(), &st));
+      return st;
     }
     case v1::OP_TRUNCATE: {
-      std::string sql = "TRUNCATE " + QualifiedTable(ev);
-      if (ev.truncate_options() & 2) sql += " RESTART IDENTITY";
-      if (ev.truncate_options() & 1) sql += " CASCADE";
-      return sql + ";";
+      st.sql = "TRUNCATE " + QualifiedTable(ev);
+      if (ev.truncate_options() & 2) st.sql += " RESTART IDENTITY";
+      if (ev.truncate_options() & 1) st.sql += " CASCADE";
+      return st;
     }
     case v1::OP_HEARTBEAT:
     case v1::OP_RESNAPSHOT_MARKER:
-      return std::string();
+      return st;
     default:
       return Status::Corruption("event seq " + std::to_string(ev.seq()) + " has unknown op " +
                                 std::to_string(static_cast<int>(ev.op())));
@@ -125,7 +193,15 @@ Result<std::string> ApplyStatement(const v1::ChangeEvent& ev) {
 }
 
 Result<std::string> InsertIfMissingStatement(const v1::ChangeEvent& ev, const v1::Row& row) {
-  return Upsert(ev, row, /*overwrite=*/false);
+  LIFELINE_RETURN_IF_ERROR(CheckWidth(ev, row));
+  UpsertParts p = PartsOf(ev, row);
+  if (p.keys.empty()) return NoKeys(ev);
+  std::string values;
+  for (const auto& v : row.values()) {
+    if (IsValue(v)) values += (values.empty() ? "" : ", ") + Literal(v);
+  }
+  return "INSERT INTO " + QualifiedTable(ev) + " (" + p.names + ") VALUES (" + values + ")" +
+         ConflictClause(p, /*overwrite=*/false) + ";";
 }
 
 std::string RowKeyText(const v1::ChangeEvent& ev) {
@@ -149,61 +225,83 @@ bool StatementRun::TryAdd(const v1::ChangeEvent& ev) {
   const auto& cols = ev.relation().columns();
   if (row.values_size() != cols.size()) return false;
   std::string signature = QualifiedTable(ev) + (upsert ? " U" : " D");
-  std::string key, tuple;
+  std::string key;
+  size_t width = 0;
   for (int i = 0; i < cols.size(); ++i) {
     const v1::Value& v = row.values(i);
-    if (upsert && v.kind_case() == v1::Value::kUnchangedToast) continue;
+    if (upsert && !IsValue(v)) continue;
     if (cols[i].key()) {
       if (v.kind_case() != v1::Value::kText) return false;  // a NULL key cannot go in a list
-      key += QuoteLiteral(v.text()) + ",";
+      key += v.text();
+      key += '\0';
     }
     if (upsert || cols[i].key()) {
-      signature += " " + QuoteIdent(cols[i].name());
-      tuple += (tuple.empty() ? "" : ", ") + Literal(v);
+      signature += " ";
+      signature += QuoteIdent(cols[i].name());
+      ++width;
     }
   }
   if (key.empty()) return false;
   if (signature != signature_) {
     if (!signature_.empty()) return false;
-    signature_ = signature;
-    std::string names, keys, updates;
-    for (int i = 0; i < cols.size(); ++i) {
-      if (upsert && row.values(i).kind_case() == v1::Value::kUnchangedToast) continue;
-      if (!upsert && !cols[i].key()) continue;
-      std::string name = QuoteIdent(cols[i].name());
-      names += (names.empty() ? "" : ", ") + name;
-      if (cols[i].key()) {
-        keys += (keys.empty() ? "" : ", ") + name;
-      } else {
-        updates += (updates.empty() ? "" : ", ") + name + " = EXCLUDED." + name;
-      }
-    }
+    signature_ = std::move(signature);
+    width_ = width;
     if (upsert) {
-      head_ = "INSERT INTO " + QualifiedTable(ev) + " (" + names + ") VALUES ";
-      tail_ = " ON CONFLICT (" + keys + ") DO " +
-              (updates.empty() ? std::string("NOTHING") : "UPDATE SET " + updates) + ";";
+      UpsertParts p = PartsOf(ev, row);
+      head_ = "INSERT INTO " + QualifiedTable(ev) + " (" + p.names + ") VALUES ";
+      tail_ = ConflictClause(p, /*overwrite=*/true);
     } else {
+      std::string keys;
+      for (int i = 0; i < cols.size(); ++i) {
+        if (cols[i].key()) keys += (keys.empty() ? "" : ", ") + QuoteIdent(cols[i].name());
+      }
       head_ = "DELETE FROM " + QualifiedTable(ev) + " WHERE (" + keys + ") IN (";
-      tail_ = ");";
+      tail_ = ")";
     }
   } else if (keys_.count(key)) {
     return false;
   }
-  keys_.insert(key);
-  values_ += (rows_ == 0 ? "(" : ", (") + tuple + ")";
+  keys_.insert(std::move(key));
+  for (int i = 0; i < cols.size(); ++i) {
+    const v1::Value& v = row.values(i);
+    if (upsert ? IsValue(v) : cols[i].key()) values_.Add(v);
+  }
   ++rows_;
   return true;
 }
 
-std::string StatementRun::Take() {
-  std::string sql = rows_ == 0 ? std::string() : head_ + values_ + tail_;
+void StatementRun::TakeInto(std::vector<Statement>* out) {
+  if (rows_ > 0) {
+    const size_t cap = std::max<size_t>(1, std::min(kMaxRows, kMaxParams / width_));
+    size_t row = 0;
+    while (row < rows_) {
+      size_t left = rows_ - row, n = 1;
+      if (left <= std::min(kExactRows, cap)) {
+        n = left;
+      } else {
+        while (n * 2 <= std::min(left, cap)) n *= 2;
+      }
+      Statement st;
+      st.sql = head_ + Tuples(n, width_, 1) + tail_;
+      size_t first = row * width_, last = (row + n) * width_;
+      for (size_t i = first; i < last; ++i) {
+        if (values_.starts[i] < 0) {
+          st.AddNull();
+        } else {
+          st.AddText(values_.param(i));
+        }
+      }
+      out->push_back(std::move(st));
+      row += n;
+    }
+  }
   signature_.clear();
   head_.clear();
   tail_.clear();
-  values_.clear();
+  width_ = 0;
+  values_ = Statement();
   keys_.clear();
   rows_ = 0;
-  return sql;
 }
 
 }  // namespace lifeline::replayer

@@ -1,5 +1,8 @@
-// Target bookkeeping, drift checks and batch application over libpqxx.
+// Target bookkeeping and drift checks over libpqxx; batch application over pipelined libpq.
 #include "replayer/target.h"
+
+#include <libpq-fe.h>
+#include <poll.h>
 
 #include <pqxx/pqxx>
 
@@ -10,17 +13,31 @@
 namespace lifeline::replayer {
 namespace {
 
-std::string HexLiteral(const std::string& raw) {
+// Beyond this many statement shapes on one connection, new shapes run unprepared.
+constexpr size_t kMaxPrepared = 5000;
+
+// bytea's text input form.
+std::string HexText(const std::string& raw) {
   static const char* kHex = "0123456789abcdef";
-  std::string out = "'\\x";
+  std::string out = "\\x";
   for (unsigned char c : raw) {
     out += kHex[c >> 4];
     out += kHex[c & 15];
   }
-  return out + "'::bytea";
+  return out;
+}
+
+std::string ErrorText(const char* message) {
+  std::string m = message == nullptr ? "" : message;
+  while (!m.empty() && (m.back() == '\n' || m.back() == ' ')) m.pop_back();
+  return m;
 }
 
 }  // namespace
+
+void Target::PgConnCloser::operator()(PGconn* c) const {
+  PQfinish(c);
+}
 
 Target::~Target() = default;
 
@@ -32,6 +49,22 @@ Result<std::unique_ptr<Target>> Target::Connect(const std::string& conninfo,
     pqxx::nontransaction tx(*t->conn_);
     tx.exec0("SET standard_conforming_strings = on");
     tx.exec0("SET application_name = 'lifeline replay'");
+    t->apply_.reset(PQconnectdb(ConnInfoWithPassword(conninfo, password).c_str()));
+    PGconn* c = t->apply_.get();
+    if (c == nullptr || PQstatus(c) != CONNECTION_OK) {
+      return ClassifyPostgresError(c == nullptr ? "out of memory" : ErrorText(PQerrorMessage(c)),
+                                   "connecting to the target");
+    }
+    // Statements here find rows by their key, and their plans are cached: one made while a table
+    // was small (a fresh standby) would scan it whole for the rest of the connection.
+    PGresult* r = PQexec(c, "SET application_name = 'lifeline replay'; SET enable_seqscan = off");
+    bool set = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    // Nonblocking, so sending a large batch never waits on a target busy writing results back.
+    if (!set || PQsetnonblocking(c, 1) != 0 || PQenterPipelineMode(c) != 1) {
+      return ClassifyPostgresError(ErrorText(PQerrorMessage(c)),
+                                   "preparing the apply connection to the target");
+    }
     return t;
   });
 }
@@ -174,37 +207,185 @@ Status Target::ApplyInTransaction(const std::string& sql) {
   });
 }
 
-std::string Target::PositionSql(const std::string& stream, const ReplayPosition& p) {
-  std::string sql;
+Status Target::Lost() const {
+  return Status::Unavailable("applying to the target: connection lost: " +
+                             ErrorText(PQerrorMessage(apply_.get())));
+}
+
+Status Target::Send(std::shared_ptr<const std::vector<Statement>> statements) {
+  if (in_flight_) return Status::Internal("applying to the target: a batch is already in flight");
+  error_.clear();
+  preparing_.clear();
+  if (PQsendQueryParams(apply_.get(), "BEGIN", 0, nullptr, nullptr, nullptr, nullptr, 0) != 1) {
+    return Lost();
+  }
+  in_flight_ = true;
+  sending_ = std::move(statements);
+  next_ = 0;
+  sent_all_ = false;
+  flushed_ = false;
+  return Pump();
+}
+
+Status Target::Pump() {
+  PGconn* c = apply_.get();
+  constexpr size_t kChunk = 64;  // statements handed over between flushes
+  std::vector<const char*> params;
+  while (true) {
+    int f = PQflush(c);
+    if (f < 0) return Lost();
+    flushed_ = f == 0;
+    if (!flushed_ || sent_all_) return Status::Ok();
+    for (size_t end = std::min(sending_->size(), next_ + kChunk); next_ < end; ++next_) {
+      const Statement& st = (*sending_)[next_];
+      if (st.sql.empty()) continue;
+      const int n = static_cast<int>(st.params());
+      params.resize(st.params());
+      for (size_t i = 0; i < st.params(); ++i) params[i] = st.param(i);
+      auto it = prepared_.find(st.sql);
+      if (it == prepared_.end() && prepared_.size() < kMaxPrepared) {
+        std::string name = "lifeline_" + std::to_string(++statements_named_);
+        if (PQsendPrepare(c, name.c_str(), st.sql.c_str(), n, nullptr) != 1) return Lost();
+        it = prepared_.emplace(st.sql, std::move(name)).first;
+        preparing_.push_back(st.sql);
+      }
+      int sent = it != prepared_.end() ? PQsendQueryPrepared(c, it->second.c_str(), n,
+                                                             params.data(), nullptr, nullptr, 0)
+                                       : PQsendQueryParams(c, st.sql.c_str(), n, nullptr,
+                                                           params.data(), nullptr, nullptr, 0);
+      if (sent != 1) return Lost();
+    }
+    if (next_ >= sending_->size()) {
+      if (PQsendQueryParams(c, "COMMIT", 0, nullptr, nullptr, nullptr, nullptr, 0) != 1 ||
+          PQpipelineSync(c) != 1) {
+        return Lost();
+      }
+      sent_all_ = true;
+      sending_.reset();
+    }
+  }
+}
+
+Result<bool> Target::ReadResults() {
+  PGconn* c = apply_.get();
+  if (PQconsumeInput(c) == 0) return Lost();
+  int idle = 0;
+  while (!PQisBusy(c)) {
+    PGresult* r = PQgetResult(c);
+    if (r == nullptr) {
+      // One NULL ends each statement's results; two in a row: nothing more has arrived.
+      if (++idle > 1) break;
+      continue;
+    }
+    idle = 0;
+    ExecStatusType s = PQresultStatus(r);
+    if (s == PGRES_FATAL_ERROR && error_.empty()) error_ = ErrorText(PQresultErrorMessage(r));
+    PQclear(r);
+    if (s == PGRES_PIPELINE_SYNC) return true;
+  }
+  if (PQstatus(c) == CONNECTION_BAD) return Lost();
+  return false;
+}
+
+Status Target::WaitSocket(bool write) {
+  pollfd p{PQsocket(apply_.get()), static_cast<short>(POLLIN | (write ? POLLOUT : 0)), 0};
+  if (p.fd < 0) return Lost();
+  if (poll(&p, 1, 1000) < 0 && errno != EINTR) return Lost();
+  return Status::Ok();
+}
+
+Result<bool> Target::Finished(bool wait) {
+  if (!in_flight_) return true;
+  PGconn* c = apply_.get();
+  while (true) {
+    Status pumped = Pump();
+    Result<bool> over = pumped.ok() ? ReadResults() : Result<bool>(pumped);
+    if (!over.ok()) {
+      in_flight_ = false;
+      return over.status();
+    }
+    if (*over) break;
+    if (!wait) return false;
+    Status st = WaitSocket(!flushed_);
+    if (!st.ok()) {
+      in_flight_ = false;
+      return st;
+    }
+  }
+  in_flight_ = false;
+  if (error_.empty()) {
+    preparing_.clear();
+    return true;
+  }
+  // Statements after the error were skipped, prepares among them too; the transaction block is
+  // left aborted: end it before the connection is used again.
+  for (const auto& sql : preparing_) prepared_.erase(sql);
+  preparing_.clear();
+  std::string error = error_;
+  if (PQsendQueryParams(c, "ROLLBACK", 0, nullptr, nullptr, nullptr, nullptr, 0) != 1 ||
+      PQpipelineSync(c) != 1) {
+    return Lost();
+  }
+  in_flight_ = true;
+  sent_all_ = true;
+  auto rolled_back = Finished(true);
+  if (!rolled_back.ok()) return rolled_back.status();
+  return ClassifyPostgresError(error, "applying to the target");
+}
+
+Statement Target::PositionStatement(const std::string& stream, const ReplayPosition& p) {
   std::map<int32_t, int64_t> offsets = p.next_offsets;
   if (offsets.empty()) offsets[-1] = static_cast<int64_t>(p.last_seq + 1);
+  Statement st;
+  st.sql =
+      "INSERT INTO lifeline.replay_position (stream, partition, source_id, next_offset, "
+      "last_seq, last_commit_lsn, last_commit_time, applied_at) VALUES ";
+  const std::string lsn = p.last_commit_lsn.ToString();
+  const std::string time = FormatTimestampUs(p.last_commit_time_us);
+  bool first = true;
   for (const auto& [partition, next] : offsets) {
-    sql +=
-        "INSERT INTO lifeline.replay_position (stream, partition, source_id, next_offset, "
-        "last_seq, last_commit_lsn, last_commit_time, applied_at) VALUES (" +
-        QuoteLiteral(stream) + ", " + std::to_string(partition) + ", " + QuoteLiteral(p.source_id) +
-        ", " + std::to_string(next) + ", " + std::to_string(p.last_seq) + ", " +
-        QuoteLiteral(p.last_commit_lsn.ToString()) + ", " +
-        QuoteLiteral(FormatTimestampUs(p.last_commit_time_us)) +
-        ", clock_timestamp()) ON CONFLICT (stream, partition) DO UPDATE SET source_id = "
-        "EXCLUDED.source_id, next_offset = EXCLUDED.next_offset, last_seq = EXCLUDED.last_seq, "
-        "last_commit_lsn = EXCLUDED.last_commit_lsn, last_commit_time = "
-        "EXCLUDED.last_commit_time, applied_at = EXCLUDED.applied_at;";
+    size_t n = st.params();
+    st.sql += first ? "(" : ", (";
+    first = false;
+    for (size_t i = 1; i <= 7; ++i) st.sql += "$" + std::to_string(n + i) + ", ";
+    st.sql += "clock_timestamp())";
+    st.AddText(stream);
+    st.AddText(std::to_string(partition));
+    st.AddText(p.source_id);
+    st.AddText(std::to_string(next));
+    st.AddText(std::to_string(p.last_seq));
+    st.AddText(lsn);
+    st.AddText(time);
   }
-  return sql;
+  st.sql +=
+      " ON CONFLICT (stream, partition) DO UPDATE SET source_id = EXCLUDED.source_id, "
+      "next_offset = EXCLUDED.next_offset, last_seq = EXCLUDED.last_seq, last_commit_lsn = "
+      "EXCLUDED.last_commit_lsn, last_commit_time = EXCLUDED.last_commit_time, applied_at = "
+      "EXCLUDED.applied_at";
+  return st;
 }
 
-std::string Target::GapSql(const std::string& source_id, uint64_t from_seq, uint64_t to_seq) {
-  return "INSERT INTO lifeline.replay_gaps (source_id, from_seq, to_seq) VALUES (" +
-         QuoteLiteral(source_id) + ", " + std::to_string(from_seq) + ", " + std::to_string(to_seq) +
-         ");";
+Statement Target::GapStatement(const std::string& source_id, uint64_t from_seq, uint64_t to_seq) {
+  Statement st;
+  st.sql = "INSERT INTO lifeline.replay_gaps (source_id, from_seq, to_seq) VALUES ($1, $2, $3)";
+  st.AddText(source_id);
+  st.AddText(std::to_string(from_seq));
+  st.AddText(std::to_string(to_seq));
+  return st;
 }
 
-std::string Target::DeadLetterSql(const std::string& topic, int32_t partition, int64_t offset,
-                                  const std::string& raw, const std::string& error) {
-  return "INSERT INTO lifeline.dead_letter (topic, partition, \"offset\", raw, error) VALUES (" +
-         QuoteLiteral(topic) + ", " + std::to_string(partition) + ", " + std::to_string(offset) +
-         ", " + HexLiteral(raw) + ", " + QuoteLiteral(error) + ");";
+Statement Target::DeadLetterStatement(const std::string& topic, int32_t partition, int64_t offset,
+                                      const std::string& raw, const std::string& error) {
+  Statement st;
+  st.sql =
+      "INSERT INTO lifeline.dead_letter (topic, partition, \"offset\", raw, error) VALUES ($1, "
+      "$2, $3, $4, $5)";
+  st.AddText(topic);
+  st.AddText(std::to_string(partition));
+  st.AddText(std::to_string(offset));
+  st.AddText(HexText(raw));
+  st.AddText(error);
+  return st;
 }
 
 }  // namespace lifeline::replayer

@@ -1,6 +1,7 @@
-// The replayer's target: the standby PostgreSQL through libpqxx. It owns lifeline's bookkeeping
-// tables there, the advisory lock that keeps a second replayer of the same stream out, schema
-// drift checks, and applying a batch and its position in one transaction.
+// The replayer's target: the standby PostgreSQL. It owns lifeline's bookkeeping tables there, the
+// advisory lock that keeps a second replayer of the same stream out, schema drift checks (over
+// libpqxx), and applying a batch and its position in one transaction (over a second, pipelined
+// libpq connection, so the replayer builds the next batch while the target runs this one).
 //
 //   lifeline.replay_position  (stream, partition) -> source_id, next_offset, last_seq,
 //                             last_commit_lsn, last_commit_time, applied_at
@@ -16,10 +17,15 @@
 #include <pqxx/connection>
 #include <set>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 #include "common/lsn.h"
 #include "common/status.h"
 #include "lifeline/v1/change_event.pb.h"
+#include "replayer/statement_builder.h"
+
+typedef struct pg_conn PGconn;
 
 namespace lifeline::replayer {
 
@@ -47,16 +53,49 @@ class Target {
   [[nodiscard]] Status CheckRelation(const v1::Relation& relation);
   // Runs `sql` (statements ending in ';') and commits, in one round trip.
   [[nodiscard]] Status ApplyInTransaction(const std::string& sql);
-  // SQL recording the position (appended to a batch, so it commits with the rows).
-  static std::string PositionSql(const std::string& stream, const ReplayPosition& position);
-  static std::string GapSql(const std::string& source_id, uint64_t from_seq, uint64_t to_seq);
-  static std::string DeadLetterSql(const std::string& topic, int32_t partition, int64_t offset,
-                                   const std::string& raw, const std::string& error);
+
+  // Starts sending `statements` as one transaction (BEGIN, the statements, COMMIT) without
+  // waiting for it: the target runs it while the caller goes on, and Finished sends the rest as
+  // the target takes it. One batch is in flight at a time; each statement shape is prepared once
+  // per connection, in the same pipeline.
+  [[nodiscard]] Status Send(std::shared_ptr<const std::vector<Statement>> statements);
+  // Whether the batch in flight is over: true once it committed (or none is in flight), its
+  // error if it failed (rolled back). With `wait`, blocks until it is over.
+  [[nodiscard]] Result<bool> Finished(bool wait);
+
+  // The statement recording the position (the last of a batch, so it commits with the rows).
+  static Statement PositionStatement(const std::string& stream, const ReplayPosition& position);
+  static Statement GapStatement(const std::string& source_id, uint64_t from_seq, uint64_t to_seq);
+  static Statement DeadLetterStatement(const std::string& topic, int32_t partition, int64_t offset,
+                                       const std::string& raw, const std::string& error);
 
  private:
   Target() = default;
+  Status Lost() const;
+  // Hands libpq the batch's next statements while the socket takes what it holds, so its buffer
+  // stays small (libpq moves what it could not send to the front of the buffer on every flush).
+  Status Pump();
+  // Reads what has arrived of the batch's results; true once its sync was read.
+  Result<bool> ReadResults();
+  Status WaitSocket(bool write);
+
   std::unique_ptr<pqxx::connection> conn_;
   std::set<std::string> checked_;  // "schema.table#version"
+
+  struct PgConnCloser {
+    void operator()(PGconn* c) const;
+  };
+  std::unique_ptr<PGconn, PgConnCloser> apply_;
+  std::unordered_map<std::string, std::string> prepared_;  // statement text -> name
+  std::vector<std::string> preparing_;                     // prepared by the batch in flight
+  uint64_t statements_named_ = 0;
+  bool in_flight_ = false;
+  std::shared_ptr<const std::vector<Statement>> sending_;
+  size_t next_ = 0;       // the next statement of sending_ to hand libpq
+  bool sent_all_ = true;  // COMMIT and the sync handed to libpq too
+  bool flushed_ = true;   // libpq holds nothing unsent
+  std::string error_;     // first error of the batch in flight
+  bool lost_ = false;     // the connection broke during it
 };
 
 }  // namespace lifeline::replayer

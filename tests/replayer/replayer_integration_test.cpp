@@ -122,6 +122,49 @@ TEST_F(ReplayIntegration, StandbyEqualsPrimaryAfterAMixedLoad) {
   EXPECT_EQ(capture->Stop(), 0);
 }
 
+// Statement shapes the load does not make: runs far longer than one multi-row statement, NULL
+// values, a composite key that changes, unchanged TOAST values, a truncate between inserts.
+TEST_F(ReplayIntegration, LongRunsNullsCompositeKeysToastAndTruncateArriveIntact) {
+  const std::string ddl =
+      "CREATE TABLE pairs (a int, b text, v text, big text, PRIMARY KEY (a, b)); "
+      "ALTER TABLE pairs ALTER big SET STORAGE EXTERNAL; "
+      "CREATE TABLE scratch (id int PRIMARY KEY, note text)";
+  ASSERT_TRUE(primary_->Psql(ddl, "app").ok());
+  ASSERT_TRUE(standby_->Psql(ddl, "app").ok());
+  auto capture = StartCapture({"--table", "public.pairs", "--table", "public.scratch"});
+  auto replay = StartReplay({"--batch-events", "700"});
+  const std::vector<std::string> steps = {
+      // 1,003 rows in one transaction: one run, sent in pieces of several sizes.
+      "INSERT INTO pairs SELECT g, 'k' || (g % 3), CASE WHEN g % 4 = 0 THEN NULL ELSE 'v' || g "
+      "END, CASE WHEN g % 100 = 0 THEN repeat(md5(g::text), 200) END FROM "
+      "generate_series(1, 1003) g",
+      "INSERT INTO scratch SELECT g, 'n' || g FROM generate_series(1, 50) g",
+      // Updates leaving the TOASTed column unsent, setting NULLs, and moving keys.
+      "UPDATE pairs SET v = 'changed' WHERE a % 100 = 0",
+      "UPDATE pairs SET v = NULL WHERE a % 3 = 0",
+      "UPDATE pairs SET a = a + 5000, b = b || 'x' WHERE a % 7 = 0", "TRUNCATE scratch",
+      "INSERT INTO scratch SELECT g, NULL FROM generate_series(1, 20) g",
+      // A long run of deletes, then the same keys inserted again in one transaction.
+      "DELETE FROM pairs WHERE a % 5 = 0",
+      "BEGIN; INSERT INTO pairs SELECT g, 'k' || (g % 3), 'again' FROM generate_series(5, 1003, 5) "
+      "g; DELETE FROM pairs WHERE a BETWEEN 10 AND 20; INSERT INTO pairs VALUES (10, 'k1', "
+      "'back', NULL); COMMIT"};
+  for (const auto& sql : steps) ASSERT_TRUE(primary_->Psql(sql, "app").ok()) << sql;
+  WaitStandbyCaughtUp();
+  for (const std::string table : {"pairs", "scratch"}) {
+    const std::string digest =
+        "SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, '|' "
+        "ORDER BY t::text)), '') FROM " +
+        table + " t";
+    auto want = primary_->Psql(digest, "app");
+    auto got = standby_->Psql(digest, "app");
+    ASSERT_TRUE(want.ok() && got.ok());
+    EXPECT_EQ(Trim(*got), Trim(*want)) << table << "\n" << replay->Log();
+  }
+  EXPECT_EQ(replay->Stop(), 0) << replay->Log();
+  EXPECT_EQ(capture->Stop(), 0);
+}
+
 TEST_F(ReplayIntegration, ExactlyOnceThroughRepeatedKillNine) {
   auto capture = StartCapture();
   auto replay =
