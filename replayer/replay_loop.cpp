@@ -36,7 +36,7 @@ struct RunSummary {
   uint64_t events = 0, transactions = 0, duplicates = 0, gaps = 0, dead_letters = 0;
   uint64_t first_seq = 0, last_seq = 0, first_lsn = 0, last_lsn = 0;
   int64_t first_time_us = 0, last_time_us = 0;
-  std::set<std::string> keys;  // "table key" touched
+  std::set<std::string> keys;  // "table key" touched (window replays only)
   uint64_t rows_inserted_if_missing = 0;
   uint64_t survey_records_read = 0;  // records read to find where the window starts
 };
@@ -349,7 +349,11 @@ Status Replayer::Accept(const SourcedEvent& item, bool* done) {
   if (ev.op() != v1::OP_HEARTBEAT && ev.op() != v1::OP_RESNAPSHOT_MARKER) {
     if (!options_.dry_run) LIFELINE_RETURN_IF_ERROR(target_->CheckRelation(ev.relation()));
     std::string table = ev.relation().schema() + "." + ev.relation().table();
-    if (ev.op() != v1::OP_TRUNCATE) summary_.keys.insert(table + " " + replayer::RowKeyText(ev));
+    // Keys are listed for a window's summary only: a daemon runs for months and would keep them
+    // all.
+    if (IsWindow() && ev.op() != v1::OP_TRUNCATE) {
+      summary_.keys.insert(table + " " + replayer::RowKeyText(ev));
+    }
     summary_.by_op_table[std::string(OpName(ev.op())) + " " + table]++;
     if (options_.only_missing) {
       auto key = std::make_pair(table, replayer::RowKeyText(ev));
