@@ -223,8 +223,10 @@ class KafkaSource : public EventSource {
       } else if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         spdlog::warn("replay: Kafka: {}", rd_kafka_message_errstr(m));
         // A seq is missing only after gap_timeout of reading without errors: while brokers are
-        // down, the partition holding it may simply be out of reach.
+        // down, the partition holding it may simply be out of reach. What each partition's end
+        // was is unknown again until it is fetched anew.
         waiting_since_ = std::chrono::steady_clock::now();
+        for (auto& [p, eof] : eof_) eof = false;
       } else {
         eof_[m->partition] = false;
         RecordPosition pos{options_.topic, m->partition, m->offset};
@@ -279,6 +281,11 @@ class KafkaSource : public EventSource {
       // Even with every partition at its end: a live producer writes partitions independently,
       // so the missing seq may still be on its way to another one.
       if (now - waiting_since_ < options_.gap_timeout) return std::nullopt;
+      // And only once every partition that could still hold it has been read to its end since
+      // (after an outage a partition may reconnect well after the others).
+      for (const auto& [p, q] : queues_) {
+        if (q.empty() && !eof_[p]) return std::nullopt;
+      }
     }
     SourcedEvent ev = std::move(queues_[best].front());
     queues_[best].pop_front();
