@@ -147,9 +147,10 @@ bool WaitUntil(const std::function<bool()>& done, milliseconds timeout) {
   return false;
 }
 
-std::unique_ptr<LocalPipeline> NewPipeline(int rtt_ms) {
+std::unique_ptr<LocalPipeline> NewPipeline(int rtt_ms, int partitions = 1) {
   lifeline::PipelineOptions o;
   o.rtt_ms = rtt_ms;
+  o.topic_partitions = partitions;
   o.audit_table = "";  // native replication writes no audit trail either
   o.heartbeat_interval = "200ms";
   o.lifeline_binary = LIFELINE_BINARY;
@@ -184,7 +185,8 @@ void LagRuns(const Flags& f, JsonWriter& w) {
       double secs = std::chrono::duration<double>(Clock::now() - t0).count();
       auto end = p->PrimaryWalLsn();
       Check(end.status(), "primary WAL position");
-      bool ok = p->WaitApplied(*end, milliseconds(f.quick ? 60'000 : 300'000), lifeline::StopRequested()) &&
+      bool ok = p->WaitApplied(*end, milliseconds(f.quick ? 60'000 : 300'000),
+                               lifeline::StopRequested()) &&
                 WaitUntil([&] { return NativeCaughtUp(p->primary(), end->ToString()); },
                           milliseconds(f.quick ? 60'000 : 300'000));
       if (!ok) {
@@ -235,7 +237,8 @@ void LagRuns(const Flags& f, JsonWriter& w) {
 
 // Changes written while both replications are stopped; then both start at the same moment.
 void CatchUp(const Flags& f, JsonWriter& w) {
-  auto p = NewPipeline(0);
+  // 64 partitions, so devkafka holds the whole backlog (as in apply_bench).
+  auto p = NewPipeline(0, 64);
   auto native = NativeSubscriber(*p, false);
   Check(p->StartCapture(), "capture");
   Check(p->StartReplay(), "replay");
@@ -272,12 +275,21 @@ void CatchUp(const Flags& f, JsonWriter& w) {
     if (ours < 0 && p->Applied().lsn >= end_lsn) {
       ours = std::chrono::duration<double>(Clock::now() - t0).count();
     }
+    if (ours < 0 && !p->replay_running()) {
+      throw BenchError("the replayer exited during the catch-up; its log: " + p->workdir() +
+                       "/replay.log");
+    }
     if (theirs < 0 && NativeCaughtUp(p->primary(), end)) {
       theirs = std::chrono::duration<double>(Clock::now() - t0).count();
     }
     std::this_thread::sleep_for(milliseconds(50));
   }
-  if (ours < 0 || theirs < 0) throw BenchError("catch-up did not finish within 30 minutes");
+  if (ours < 0 || theirs < 0) {
+    throw BenchError(std::string("catch-up did not finish within 30 minutes: ") +
+                     (ours < 0 ? "lifeline had applied through " + p->Applied().lsn.ToString()
+                               : std::string("lifeline finished")) +
+                     (theirs < 0 ? ", native had not confirmed " : ", native confirmed ") + end);
+  }
   bool equal = p->Digest(p->primary()) == p->Digest(p->standby()) &&
                p->Digest(p->primary()) == p->Digest(*native);
   std::printf(

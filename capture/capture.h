@@ -31,6 +31,10 @@ struct CaptureOptions {
   // When the spool holds this many bytes (shipped or not), capture stops reading and confirming:
   // the slot keeps the WAL and nothing is dropped. 0: no limit.
   uint64_t spool_max_bytes = 0;
+  // Key files (common/event_seal.h): when given, every event's row images are sealed before they
+  // reach the spool, under the last file's key, so neither the spool nor Kafka holds them in
+  // clear.
+  std::vector<std::string> encryption_key_files;
   // Runs on its own thread beside capture, on capture's spool and metrics (the shipper, when
   // Kafka settings are given). It must return once its stop flag is set; an error stops capture.
   std::function<Status(Spool&, Metrics&, const std::atomic<bool>& stop)> companion;

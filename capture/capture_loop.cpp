@@ -17,6 +17,7 @@
 #include "capture/snapshot_reader.h"
 #include "capture/source_catalog.h"
 #include "common/event_format.h"
+#include "common/event_seal.h"
 #include "common/metrics.h"
 #include "common/shutdown.h"
 #include "common/spool.h"
@@ -136,8 +137,8 @@ struct SpoolWriterMetrics {
 class SpoolWriter {
  public:
   SpoolWriter(Spool& spool, const SpoolWriterMetrics& metrics, const std::atomic<bool>& stop,
-              size_t max_queued)
-      : spool_(spool), metrics_(metrics), stop_(stop), max_queued_(max_queued) {
+              size_t max_queued, const Keyring& keyring)
+      : spool_(spool), metrics_(metrics), stop_(stop), max_queued_(max_queued), keyring_(keyring) {
     thread_ = std::thread([this] { Run(); });
   }
   // Abandons batches not yet written: nothing of them was confirmed, so the source sends them
@@ -227,6 +228,9 @@ class SpoolWriter {
   // Appends with retries: while the spool cannot be written nothing more is confirmed, so the
   // source keeps the WAL and nothing is lost; capture carries on once the spool works again.
   Status Write(capture::EventBatch& batch) {
+    // Sealed here, on the writer's thread, so the receiver does not wait for the cipher; an event
+    // sealed already (a retried batch) stays as it is.
+    for (auto& ev : batch.events()) LIFELINE_RETURN_IF_ERROR(keyring_.Seal(ev));
     auto backoff = std::chrono::milliseconds(200);
     int failures = 0;
     while (true) {
@@ -276,6 +280,7 @@ class SpoolWriter {
   const SpoolWriterMetrics& metrics_;
   const std::atomic<bool>& stop_;
   const size_t max_queued_;
+  const Keyring& keyring_;
   mutable std::mutex mu_;
   std::condition_variable work_;
   std::condition_variable room_;
@@ -379,10 +384,14 @@ class CaptureDaemon {
   std::atomic<int64_t> last_event_at_ns_{0};
 
   std::unique_ptr<Spool> spool_;
+  Keyring keyring_;
   std::unique_ptr<SourceCatalog> catalog_;
   std::vector<capture::TableName> tables_;
   v1::Source source_;
   bool resnapshot_due_ = false;
+  // Of the sender holding our slot at the last try (see Session).
+  bool slot_holder_silent_ = false;
+  std::chrono::milliseconds wal_sender_timeout_{60'000};
   uint64_t received_lsn_ = 0;
   uint64_t idle_lsn_ = 0;  // a keepalive position reached with nothing in flight
   uint64_t confirmed_ = 0;
@@ -412,6 +421,11 @@ HealthReport CaptureDaemon::Health() const {
 Status CaptureDaemon::Prepare() {
   LIFELINE_ASSIGN_OR_RETURN(tables_, capture::ParseTableNames(options_.tables));
   if (tables_.empty()) return Status::InvalidArgument("no --table to capture");
+  LIFELINE_ASSIGN_OR_RETURN(keyring_, Keyring::Load(options_.encryption_key_files));
+  if (!keyring_.empty()) {
+    spdlog::info("sealing row images with key {} (keys loaded: {})", keyring_.sealing_key_id(),
+                 keyring_.Describe());
+  }
   LIFELINE_ASSIGN_OR_RETURN(spool_, Spool::OpenForWrite(options_.spool_dir));
   if (auto p = Lsn::Parse(spool_->GetProperty(kPropConfirmed)); p.ok()) {
     persisted_confirmed_ = p->value();
@@ -462,6 +476,7 @@ Status CaptureDaemon::CreateSlotAndSnapshot(ReplicationConnection& repl,
   req.tables = tables_;
   req.source = source_;
   req.batch_events = options_.batch_events;
+  req.keyring = &keyring_;
   req.done_properties = {{kPropSnapshotDone, created.consistent_point.ToString()},
                          {kPropConfirmed, created.consistent_point.ToString()}};
   capture::SnapshotProgress progress{snapshot_rows_, snapshot_rows_spooled_,
@@ -495,6 +510,11 @@ Status CaptureDaemon::Session() {
   LIFELINE_ASSIGN_OR_RETURN(auto slot, catalog_->FindSlot(options_.slot));
   bool snapshot_done = !spool_->GetProperty(kPropSnapshotDone).empty();
   if (slot && slot->active_pid != 0) {
+    // A sender that has not heard from its client for a while is most likely serving a capture
+    // that is gone (a cut network, a killed host) and lets go after wal_sender_timeout; one whose
+    // client answers belongs to a live consumer.
+    slot_holder_silent_ = slot->holder_silent_ms > 11'000 || slot->holder_silent_ms < 0;
+    wal_sender_timeout_ = std::chrono::milliseconds(slot->wal_sender_timeout_ms);
     return Status::Unavailable("replication slot " + options_.slot + " is active for PID " +
                                std::to_string(slot->active_pid));
   }
@@ -626,7 +646,7 @@ Status CaptureDaemon::Stream(ReplicationConnection& repl) {
   } disconnected{connected_};
   HeartbeatThread heartbeat(options_, *source_wal_lsn_, *confirmed_lsn_, *lag_bytes_);
   // Declared after the builder and the batch's owner so it is gone before they are.
-  SpoolWriter writer(*spool_, writer_metrics_, stop_, kQueuedBatches);
+  SpoolWriter writer(*spool_, writer_metrics_, stop_, kQueuedBatches, keyring_);
   auto batch = std::make_unique<capture::EventBatch>();
   Clock::time_point batch_since{};
   idle_lsn_ = 0;
@@ -764,11 +784,14 @@ Status CaptureDaemon::Run() {
     if (companion_done_.load() && !companion_status_.ok()) return companion_status_;
     if (st.ok()) return st;
     if (st.code() != StatusCode::kUnavailable) return st;
-    // The walsender of a capture that was just killed may hold the slot a moment longer; a
-    // slot held for long belongs to another consumer.
+    // The walsender of a capture that was just killed may hold the slot a moment longer, and one
+    // whose client vanished without closing the connection holds it until wal_sender_timeout; a
+    // slot held for long by a sender whose client answers belongs to another consumer.
     if (st.message().find("is active for PID") != std::string::npos) {
       slot_busy_since = std::min(slot_busy_since, Clock::now());
-      if (Clock::now() - slot_busy_since > std::chrono::seconds(15)) {
+      auto grace = std::chrono::duration_cast<Clock::duration>(std::chrono::seconds(15));
+      if (slot_holder_silent_) grace += wal_sender_timeout_;
+      if (Clock::now() - slot_busy_since > grace) {
         return Status::FailedPrecondition(st.message() + "; another process is consuming slot " +
                                           options_.slot + ": stop it or choose another --slot");
       }

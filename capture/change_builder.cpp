@@ -115,6 +115,7 @@ Status ChangeBuilder::StartEvent(v1::Op op, uint32_t relation_oid, const PgOutpu
   e.set_op(op);
   e.clear_message();
   e.set_truncate_options(0);
+  e.clear_sealed();
   if (e.has_before()) spare_rows_.emplace_back(e.release_before());
   if (e.has_after()) spare_rows_.emplace_back(e.release_after());
   if (cached != nullptr) {

@@ -20,8 +20,14 @@ Result<uint64_t> ReadSnapshot(const SnapshotRequest& request, SourceCatalog& cat
   std::optional<v1::ChangeEvent> held;  // the newest row, kept back to be marked last
   uint64_t rows = 0;
   uint32_t index = 0;
+  auto seal = [&](std::vector<v1::ChangeEvent>& events) -> Status {
+    if (request.keyring == nullptr) return Status::Ok();
+    for (auto& ev : events) LIFELINE_RETURN_IF_ERROR(request.keyring->Seal(ev));
+    return Status::Ok();
+  };
   auto flush = [&]() -> Status {
     if (pending.empty()) return Status::Ok();
+    LIFELINE_RETURN_IF_ERROR(seal(pending));
     auto r = spool.Append(pending);
     if (r.ok()) progress.rows_spooled->Add(pending.size());
     pending.clear();
@@ -105,6 +111,7 @@ Result<uint64_t> ReadSnapshot(const SnapshotRequest& request, SourceCatalog& cat
     held->set_txn_event_count(index);
     pending.push_back(std::move(*held));
   }
+  LIFELINE_RETURN_IF_ERROR(seal(pending));
   auto r = spool.Append(pending, request.done_properties);
   if (!r.ok()) return r.status();
   progress.rows_spooled->Add(pending.size());

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "capture/source_catalog.h"
+#include "common/event_seal.h"
 #include "common/lsn.h"
 #include "common/metrics.h"
 #include "common/spool.h"
@@ -26,6 +27,8 @@ struct SnapshotRequest {
   size_t batch_events = 2000;
   // Spool properties written atomically with the snapshot's last event (the "done" marker).
   std::vector<std::pair<std::string, std::string>> done_properties;
+  // Seals each row before it is spooled; null or empty: rows stay in clear.
+  const Keyring* keyring = nullptr;
 };
 
 // How far the snapshot has got, for /metrics.

@@ -139,8 +139,11 @@ Result<std::optional<SlotInfo>> SourceCatalog::FindSlot(const std::string& slot)
     pqxx::nontransaction tx(*conn_);
     auto r = tx.exec_params(
         "SELECT plugin, coalesce(active_pid, 0), coalesce(wal_status, ''), "
-        "coalesce(confirmed_flush_lsn::text, '0/0'), coalesce(database, '') "
-        "FROM pg_replication_slots WHERE slot_name = $1",
+        "coalesce(confirmed_flush_lsn::text, '0/0'), coalesce(database, ''), "
+        "coalesce((SELECT (extract(epoch FROM now() - coalesce(r.reply_time, r.backend_start)) "
+        "* 1000)::bigint FROM pg_stat_replication r WHERE r.pid = s.active_pid), -1), "
+        "(SELECT setting::bigint FROM pg_settings WHERE name = 'wal_sender_timeout') "
+        "FROM pg_replication_slots s WHERE slot_name = $1",
         slot);
     if (r.empty()) return std::optional<SlotInfo>();
     SlotInfo info;
@@ -151,6 +154,8 @@ Result<std::optional<SlotInfo>> SourceCatalog::FindSlot(const std::string& slot)
     if (!lsn.ok()) return lsn.status();
     info.confirmed_flush = *lsn;
     info.database = r[0][4].as<std::string>();
+    info.holder_silent_ms = r[0][5].as<int64_t>();
+    info.wal_sender_timeout_ms = r[0][6].as<int64_t>();
     return std::optional<SlotInfo>(info);
   });
 }

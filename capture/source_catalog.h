@@ -30,6 +30,10 @@ struct SlotInfo {
   int active_pid = 0;      // 0 when not in use
   std::string wal_status;  // reserved, extended, unreserved, lost
   Lsn confirmed_flush;
+  // While active: how long the WAL sender holding it has heard nothing from its client (-1 when
+  // unknown), and the source's wal_sender_timeout, after which that sender gives the slot up.
+  int64_t holder_silent_ms = -1;
+  int64_t wal_sender_timeout_ms = 60'000;
   std::string database;
 };
 

@@ -2,6 +2,7 @@
 #include "capture/capture.h"
 #include "cli/commands.h"
 #include "common/config.h"
+#include "common/postgres.h"
 #include "common/shutdown.h"
 
 namespace lifeline::cli {
@@ -12,6 +13,7 @@ void AddCaptureCommand(CLI::App& app, CommandBody* body) {
       "Stream committed changes of the captured tables from PostgreSQL (pgoutput) into a spool, "
       "and with --kafka-brokers ship them to Kafka");
   AddConfigFileOption(*sub);
+  AddLogValuesFlag(*sub);
   auto opts = std::make_shared<CaptureOptions>();
   auto heartbeat = std::make_shared<std::string>("1s");
   auto password_file = std::make_shared<std::string>();
@@ -37,15 +39,16 @@ void AddCaptureCommand(CLI::App& app, CommandBody* body) {
       ->capture_default_str()
       ->check(CLI::Range(1, 1'000'000));
   auto kafka = std::make_shared<ShipperOptions>();
-  auto retention = std::make_shared<std::string>("24h");
-  AddKafkaFlags(*sub, kafka.get(), retention.get());
+  auto kafka_text = std::make_shared<KafkaFlagText>();
+  AddKafkaFlags(*sub, kafka.get(), kafka_text.get());
+  AddEncryptionKeyFileFlag(*sub, &opts->encryption_key_files);
   sub->add_option("--spool-max-bytes", opts->spool_max_bytes,
                   "Pause capture (the slot holds WAL) when the spool holds this many bytes; 0: "
                   "no limit");
-  sub->callback([opts, heartbeat, password_file, kafka, retention, body] {
-    *body = [opts, heartbeat, password_file, kafka, retention]() -> Status {
+  sub->callback([opts, heartbeat, password_file, kafka, kafka_text, body] {
+    *body = [opts, heartbeat, password_file, kafka, kafka_text]() -> Status {
       if (!kafka->brokers.empty()) {
-        LIFELINE_RETURN_IF_ERROR(FinishKafkaFlags(kafka.get(), *retention));
+        LIFELINE_RETURN_IF_ERROR(FinishKafkaFlags(kafka.get(), *kafka_text));
         opts->companion = [kafka](Spool& spool, Metrics& metrics, const std::atomic<bool>& stop) {
           return RunShipper(spool, *kafka, stop, metrics);
         };
@@ -54,6 +57,7 @@ void AddCaptureCommand(CLI::App& app, CommandBody* body) {
       if (opts->heartbeat_interval_ms < 10) {
         return Status::InvalidArgument("--heartbeat-interval must be at least 10ms");
       }
+      LIFELINE_RETURN_IF_ERROR(CheckConnInfo(opts->source, "--source"));
       LIFELINE_ASSIGN_OR_RETURN(opts->source_password,
                                 ReadSecret("LIFELINE_SOURCE_PASSWORD", *password_file));
       return RunCapture(*opts, StopRequested());

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <functional>
 
+#include "common/kafka_config.h"
 #include "common/status.h"
 #include "shipper/shipper.h"
 
@@ -25,9 +26,27 @@ void AddSpoolCommand(CLI::App& app, CommandBody* body);
 void AddDevKafkaCommand(CLI::App& app, CommandBody* body);
 void AddGapcheckCommand(CLI::App& app, ReportBody* body);
 void AddDrillCommand(CLI::App& app, ReportBody* body);
+// Registered last: it prints the option table of every command registered before it.
+void AddConfigReferenceCommand(CLI::App& app, CommandBody* body);
+void AddKeygenCommand(CLI::App& app, CommandBody* body);
 
-// Kafka flags shared by `capture` (which then also ships) and `ship`.
-void AddKafkaFlags(CLI::App& sub, ShipperOptions* options, std::string* retention);
-[[nodiscard]] Status FinishKafkaFlags(ShipperOptions* options, const std::string& retention);
+// `--encryption-key-file FILE` (repeatable) for the commands that seal or open events.
+void AddEncryptionKeyFileFlag(CLI::App& sub, std::vector<std::string>* files);
+
+// Kafka flags shared by `capture` (which then also ships) and `ship`, and those kept as text until
+// the command runs.
+struct KafkaFlagText {
+  std::string retention = "24h";
+  std::string properties_file;
+};
+void AddKafkaFlags(CLI::App& sub, ShipperOptions* options, KafkaFlagText* text);
+[[nodiscard]] Status FinishKafkaFlags(ShipperOptions* options, const KafkaFlagText& text);
+
+// `--kafka-properties-file`, for every command that talks to Kafka.
+void AddKafkaPropertiesFileFlag(CLI::App& sub, std::string* path);
+// Puts the properties file's items ahead of `items` (the command line's, which win) and checks
+// them all with librdkafka, so a bad property stops the command before it opens anything.
+[[nodiscard]] Status FinishKafkaProperties(const std::string& properties_file, KafkaRole role,
+                                           std::vector<std::string>* items);
 
 }  // namespace lifeline::cli

@@ -4,6 +4,7 @@
 
 #include "cli/commands.h"
 #include "common/config.h"
+#include "common/postgres.h"
 #include "gapcheck/gapcheck.h"
 
 namespace lifeline::cli {
@@ -13,6 +14,7 @@ struct GapcheckFlags {
   std::string since = "2h", bucket = "1m", rpo_objective = "30s";
   std::string source_password_file, target_password_file;
   std::string color = "auto";
+  std::string kafka_properties_file;
 };
 
 void AddDatabaseFlags(CLI::App* sub, GapcheckOptions* o, GapcheckFlags* f) {
@@ -26,12 +28,14 @@ void AddDatabaseFlags(CLI::App* sub, GapcheckOptions* o, GapcheckFlags* f) {
                   "File holding the standby's password (or LIFELINE_TARGET_PASSWORD)");
 }
 
-void AddStreamFlags(CLI::App* sub, GapcheckOptions* o) {
+void AddStreamFlags(CLI::App* sub, GapcheckOptions* o, GapcheckFlags* f) {
   sub->add_option("--spool", o->stream.spool_dir, "Read this spool directory as the stream");
   sub->add_option("--kafka-brokers", o->stream.kafka_brokers, "Read a Kafka topic as the stream");
   sub->add_option("--topic", o->stream.topic, "Kafka topic")->capture_default_str();
+  AddEncryptionKeyFileFlag(*sub, &o->stream.encryption_key_files);
   sub->add_option("--kafka-property", o->stream.kafka_properties,
-                  "librdkafka property key=value (TLS, SASL)");
+                  "librdkafka property key=value (repeatable; TLS and SASL settings go here)");
+  AddKafkaPropertiesFileFlag(*sub, &f->kafka_properties_file);
 }
 
 void AddOutputFlags(CLI::App* sub, GapcheckOptions* o, GapcheckFlags* f) {
@@ -58,14 +62,14 @@ void AddGapcheckCommand(CLI::App& app, ReportBody* body) {
   auto* stream = gap->add_subcommand(
       "stream", "Seq gaps, duplicates, reordering, unreadable records and hash-chain breaks");
   AddConfigFileOption(*stream);
-  AddStreamFlags(stream, o.get());
+  AddStreamFlags(stream, o.get(), f.get());
   AddOutputFlags(stream, o.get(), f.get());
 
   auto* buckets = gap->add_subcommand(
       "buckets", "Rows per time bucket on the primary, the standby and the stream");
   AddConfigFileOption(*buckets);
   AddDatabaseFlags(buckets, o.get(), f.get());
-  AddStreamFlags(buckets, o.get());
+  AddStreamFlags(buckets, o.get(), f.get());
   buckets->add_option("--table", o->table, "schema.name")->capture_default_str();
   buckets->add_option("--since", f->since, "How far back, e.g. 2h")->capture_default_str();
   buckets->add_option("--bucket", f->bucket, "Bucket width, e.g. 1m")->capture_default_str();
@@ -77,7 +81,7 @@ void AddGapcheckCommand(CLI::App& app, ReportBody* body) {
       "rows", "Row-level diff by primary key (checksums of key ranges pushed down to SQL)");
   AddConfigFileOption(*rows);
   AddDatabaseFlags(rows, o.get(), f.get());
-  AddStreamFlags(rows, o.get());
+  AddStreamFlags(rows, o.get(), f.get());
   rows->add_option("--table", o->table, "schema.name")->capture_default_str();
   rows->add_option("--where", o->where, "SQL condition both sides are filtered by");
   AddOutputFlags(rows, o.get(), f.get());
@@ -86,18 +90,23 @@ void AddGapcheckCommand(CLI::App& app, ReportBody* body) {
       "rpo", "Seconds and transactions that would be lost if the primary died now");
   AddConfigFileOption(*rpo);
   AddDatabaseFlags(rpo, o.get(), f.get());
-  AddStreamFlags(rpo, o.get());
+  AddStreamFlags(rpo, o.get(), f.get());
   rpo->add_option("--objective", f->rpo_objective, "Recovery point objective to judge by")
       ->capture_default_str();
   AddOutputFlags(rpo, o.get(), f.get());
 
   for (CLI::App* sub : {stream, buckets, rows, rpo}) {
+    AddLogValuesFlag(*sub);
     sub->callback([o, f, body, sub] {
       o->report = sub->get_name();
       *body = [o, f]() -> Result<int> {
+        LIFELINE_RETURN_IF_ERROR(FinishKafkaProperties(
+            f->kafka_properties_file, KafkaRole::kConsumer, &o->stream.kafka_properties));
         LIFELINE_ASSIGN_OR_RETURN(o->since_ms, ParseDurationMs(f->since));
         LIFELINE_ASSIGN_OR_RETURN(o->bucket_ms, ParseDurationMs(f->bucket));
         LIFELINE_ASSIGN_OR_RETURN(o->rpo_objective_ms, ParseDurationMs(f->rpo_objective));
+        if (!o->source.empty()) LIFELINE_RETURN_IF_ERROR(CheckConnInfo(o->source, "--source"));
+        if (!o->target.empty()) LIFELINE_RETURN_IF_ERROR(CheckConnInfo(o->target, "--target"));
         LIFELINE_ASSIGN_OR_RETURN(o->source_password,
                                   ReadSecret("LIFELINE_SOURCE_PASSWORD", f->source_password_file));
         LIFELINE_ASSIGN_OR_RETURN(o->target_password,

@@ -3,6 +3,7 @@
 #include "common/config.h"
 #include "common/event_format.h"
 #include "common/lsn.h"
+#include "common/postgres.h"
 #include "common/shutdown.h"
 #include "replayer/replayer.h"
 
@@ -13,10 +14,11 @@ void AddReplayCommand(CLI::App& app, CommandBody* body) {
       "replay",
       "Apply the stream to a standby (follows forever), or replay a window to rebuild rows");
   AddConfigFileOption(*sub);
+  AddLogValuesFlag(*sub);
   auto o = std::make_shared<ReplayOptions>();
   struct Text {
     std::string from_offset, from_lsn, from_time, until_lsn, until_time, password_file,
-        batch_ms = "50ms", gap_timeout = "10s";
+        batch_ms = "50ms", gap_timeout = "10s", properties_file;
     uint64_t from_seq = 0, until_seq = 0;
   };
   auto t = std::make_shared<Text>();
@@ -26,7 +28,9 @@ void AddReplayCommand(CLI::App& app, CommandBody* body) {
   sub->add_option("--spool", o->spool_dir, "Read a spool directory (live or copied)");
   sub->add_option("--kafka-brokers", o->kafka_brokers, "Read a Kafka topic from these brokers");
   sub->add_option("--topic", o->topic, "Kafka topic")->capture_default_str();
-  sub->add_option("--kafka-property", o->kafka_properties, "librdkafka property key=value");
+  sub->add_option("--kafka-property", o->kafka_properties,
+                  "librdkafka property key=value (repeatable; TLS and SASL settings go here)");
+  AddKafkaPropertiesFileFlag(*sub, &t->properties_file);
   sub->add_option("--batch-events", o->batch_events, "Events per target transaction at most")
       ->capture_default_str()
       ->check(CLI::Range(1, 10'000'000));
@@ -56,11 +60,15 @@ void AddReplayCommand(CLI::App& app, CommandBody* body) {
                   "How long a missing seq may be awaited from other partitions")
       ->capture_default_str();
   sub->add_option("--metrics-addr", o->metrics_addr, "HOST:PORT for /health and /metrics");
+  AddEncryptionKeyFileFlag(*sub, &o->encryption_key_files);
   sub->add_option("--format", o->format, "Summary format: text or json")->capture_default_str();
   sub->callback([o, t, body] {
     *body = [o, t]() -> Status {
+      LIFELINE_RETURN_IF_ERROR(
+          FinishKafkaProperties(t->properties_file, KafkaRole::kConsumer, &o->kafka_properties));
       LIFELINE_ASSIGN_OR_RETURN(o->batch_ms, ParseDurationMs(t->batch_ms));
       LIFELINE_ASSIGN_OR_RETURN(o->gap_timeout_ms, ParseDurationMs(t->gap_timeout));
+      LIFELINE_RETURN_IF_ERROR(CheckConnInfo(o->target, "--target"));
       LIFELINE_ASSIGN_OR_RETURN(o->target_password,
                                 ReadSecret("LIFELINE_TARGET_PASSWORD", t->password_file));
       if (!t->from_offset.empty()) {

@@ -15,6 +15,7 @@ void AddSpoolCommand(CLI::App& app, CommandBody* body) {
     std::string format = "text";
     uint64_t from_seq = 0;
     uint64_t limit = 0;
+    std::vector<std::string> key_files;
   };
   auto flags = std::make_shared<Flags>();
   auto add_common = [flags](CLI::App* sub) {
@@ -35,10 +36,12 @@ void AddSpoolCommand(CLI::App& app, CommandBody* body) {
   add_common(inspect);
   inspect->add_option("--from-seq", flags->from_seq, "First seq to print (default: first held)");
   inspect->add_option("--limit", flags->limit, "At most this many events (default: all)");
+  AddEncryptionKeyFileFlag(*inspect, &flags->key_files);
   inspect->callback([flags, body] {
     *body = [flags]() -> Status {
       LIFELINE_ASSIGN_OR_RETURN(OutputFormat fmt, ParseOutputFormat(flags->format));
-      return PrintSpoolEvents(flags->dir, flags->from_seq, flags->limit, fmt, std::cout);
+      return PrintSpoolEvents(flags->dir, flags->from_seq, flags->limit, fmt, std::cout,
+                              flags->key_files);
     };
   });
 

@@ -1,17 +1,40 @@
 // YAML configuration for CLI11, secrets, and durations.
 #include "common/config.h"
 
+#include <spdlog/spdlog.h>
+
 #include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
 
 #include <fstream>
 #include <sstream>
 
+#include "common/log.h"
+
 namespace lifeline {
 namespace {
 
-std::string Scalar(const YAML::Node& node) {
-  return node.IsNull() ? "" : node.as<std::string>();
+std::string Where(const YAML::Node& node) {
+  const YAML::Mark mark = node.Mark();
+  return mark.is_null() ? "config file" : "config file line " + std::to_string(mark.line + 1);
+}
+
+// A plain value of `option`. Nested lists and maps have no meaning to any option: an error, as
+// CLI11 reports config errors, rather than a yaml-cpp exception no command expects.
+std::string Scalar(const YAML::Node& node, const std::string& option) {
+  if (node.IsNull()) return "";
+  if (!node.IsScalar()) {
+    throw CLI::ConversionError(Where(node) + ": '" + option +
+                               "' takes plain values, not a nested list or map");
+  }
+  return node.Scalar();
+}
+
+std::string Key(const YAML::Node& node) {
+  if (!node.IsScalar()) {
+    throw CLI::ConversionError(Where(node) + ": a key must be an option name, such as source:");
+  }
+  return node.Scalar();
 }
 
 }  // namespace
@@ -56,18 +79,19 @@ std::vector<CLI::ConfigItem> YamlConfig::from_config(std::istream& input) const 
   }
   for (const auto& kv : root) {
     CLI::ConfigItem item;
-    item.name = kv.first.as<std::string>();
+    item.name = Key(kv.first);
     for (char& c : item.name) {
       if (c == '_') c = '-';
     }
     const YAML::Node& v = kv.second;
     if (v.IsSequence()) {
-      for (const auto& e : v) item.inputs.push_back(Scalar(e));
+      for (const auto& e : v) item.inputs.push_back(Scalar(e, item.name));
     } else if (v.IsMap()) {
-      for (const auto& e : v)
-        item.inputs.push_back(e.first.as<std::string>() + "=" + Scalar(e.second));
+      for (const auto& e : v) {
+        item.inputs.push_back(Scalar(e.first, item.name) + "=" + Scalar(e.second, item.name));
+      }
     } else {
-      item.inputs.push_back(Scalar(v));
+      item.inputs.push_back(Scalar(v, item.name));
     }
     items.push_back(std::move(item));
   }
@@ -80,6 +104,13 @@ void AddConfigFileOption(CLI::App& app) {
   app.allow_config_extras(false);
 }
 
+void AddLogValuesFlag(CLI::App& app) {
+  app.add_flag_callback(
+      "--log-values", [] { SetLogValues(true); },
+      "Let row values (personal data) into log lines and error messages, for debugging; off by "
+      "default");
+}
+
 Result<std::string> ReadSecret(const std::string& env_var, const std::string& file) {
   if (!env_var.empty()) {
     if (const char* v = std::getenv(env_var.c_str()); v != nullptr && *v != '\0')
@@ -90,6 +121,10 @@ Result<std::string> ReadSecret(const std::string& env_var, const std::string& fi
   if (!in) {
     return Status::InvalidArgument("cannot read secret file " + file +
                                    ": check the path and that this user may read it");
+  }
+  struct stat st {};
+  if (stat(file.c_str(), &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH)) != 0) {
+    spdlog::warn("secret file {} may be read by other users: chmod 600 {}", file, file);
   }
   std::string line;
   std::getline(in, line);
@@ -126,6 +161,11 @@ Result<int64_t> ParseDurationMs(const std::string& text) {
   } else {
     return Status::InvalidArgument("unknown unit '" + unit + "' in duration '" + text +
                                    "': use ms, s, m, h or d");
+  }
+  // About 290,000 years, past which milliseconds no longer fit in 64 bits.
+  constexpr double kMaxMs = 9e18;
+  if (!(value * scale < kMaxMs)) {
+    return Status::InvalidArgument("duration '" + text + "' is too long");
   }
   return static_cast<int64_t>(value * scale);
 }

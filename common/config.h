@@ -26,8 +26,11 @@ class YamlConfig : public CLI::Config {
 // Adds `--config FILE` to a (sub)command, read as YAML.
 void AddConfigFileOption(CLI::App& app);
 
+// Adds `--log-values` (common/log.h SetLogValues) to a subcommand that could log row values.
+void AddLogValuesFlag(CLI::App& app);
+
 // A secret from the environment variable `env_var` if set, else from `file` if non-empty (its first
-// line; the file should not be readable by others), else empty. Never logged.
+// line; a file others may read draws a warning), else empty. Never logged, never in a message.
 [[nodiscard]] Result<std::string> ReadSecret(const std::string& env_var, const std::string& file);
 
 // Parses a duration such as "500ms", "1s", "2m", "24h", "1d" into milliseconds.

@@ -4,6 +4,8 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <utility>
+#include <vector>
 
 #include "common/lsn.h"
 
@@ -92,7 +94,7 @@ Result<int64_t> ParseTimestampUs(const std::string& text) {
   if (std::sscanf(text.c_str(), "%4d-%2d-%2d%c%2d:%2d:%lf%n", &y, &mo, &d, &sep, &h, &mi, &sec,
                   &n) < 7 ||
       (sep != 'T' && sep != ' ') || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
-      sec < 0 || sec >= 61) {
+      !(sec >= 0 && sec < 61)) {  // also refuses the "nan" that %lf reads
     return bad();
   }
   std::string zone = text.substr(static_cast<size_t>(n));
@@ -184,7 +186,36 @@ std::string EventToJson(const v1::ChangeEvent& ev) {
       first = false;
     }
   }
-  return s + "]}";
+  if (ev.has_sealed()) s += "],\"sealed\":" + JsonQuote(ev.sealed().key_id()) + "}";
+  return ev.has_sealed() ? s : s + "]}";
+}
+
+std::optional<std::string> RecordKeyText(const v1::ChangeEvent& ev) {
+  if (ev.has_sealed()) {
+    if (!ev.sealed().has_record_key()) return std::nullopt;
+    return ev.sealed().record_key();
+  }
+  const v1::Row* row = nullptr;
+  if (ev.op() == v1::OP_DELETE) {
+    row = ev.has_before() ? &ev.before() : nullptr;
+  } else if (ev.has_after()) {
+    row = &ev.after();
+  }
+  if (row == nullptr) return std::nullopt;
+  std::vector<std::pair<std::string, std::string>> parts;
+  const auto& cols = ev.relation().columns();
+  for (int i = 0; i < cols.size() && i < row->values_size(); ++i) {
+    if (!cols[i].key()) continue;
+    const auto& v = row->values(i);
+    parts.emplace_back(cols[i].name(), v.kind_case() == v1::Value::kText ? v.text() : "");
+  }
+  if (parts.empty()) return std::nullopt;
+  if (parts.size() == 1) return parts[0].second;
+  std::string json = "{";
+  for (size_t i = 0; i < parts.size(); ++i) {
+    json += (i ? "," : "") + JsonQuote(parts[i].first) + ":" + JsonQuote(parts[i].second);
+  }
+  return json + "}";
 }
 
 std::string EventToText(const v1::ChangeEvent& ev) {
@@ -209,6 +240,7 @@ std::string EventToText(const v1::ChangeEvent& ev) {
     }
     s += ")";
   }
+  if (ev.has_sealed()) s += " sealed (key " + ev.sealed().key_id() + ")";
   if (ev.last_in_txn()) s += " [end of txn]";
   return s;
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -23,10 +24,15 @@ std::string FormatTimestampUs(int64_t unix_micros);
 // A JSON string literal, escaped.
 std::string JsonQuote(std::string_view s);
 // {"seq":..,"op":..,"schema":..,"table":..,"xid":..,"commit_lsn":"X/Y","commit_time":..,
-//  "key":{..},"before":{..}|null,"after":{..}|null,"unchanged":[..]}
+//  "key":{..},"before":{..}|null,"after":{..}|null,"unchanged":[..]} and, for an event whose
+//  rows are sealed (not opened), "sealed":"KEY_ID" with before, after and key null
 std::string EventToJson(const v1::ChangeEvent& ev);
 // {"col": "text" | null, ...} of a row image; unchanged-TOAST columns are left out.
 std::string RowToJson(const v1::ChangeEvent& ev, const v1::Row& row);
+// The Kafka record key of an event: the row's primary-key text (one key column) or a JSON object
+// of key column to text (several), from `after` (`before` for a delete); a sealed event's clear
+// `record_key`. nullopt for events without a key.
+std::optional<std::string> RecordKeyText(const v1::ChangeEvent& ev);
 // "seq=12 insert public.emergency_requests xid=731 lsn=0/1A2B3C time=... key=(id=...)"
 std::string EventToText(const v1::ChangeEvent& ev);
 

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <thread>
+#include <tuple>
 
 #include "common/subprocess.h"
 
@@ -122,6 +123,44 @@ Status LocalPostgres::WriteConfig(const LocalPostgresOptions& options) {
   }
   for (const auto& line : options.settings) conf << line << "\n";
   if (!conf) return Status::IOError("cannot write " + data_dir() + "/postgresql.conf");
+  return WriteTls(options);
+}
+
+Status LocalPostgres::WriteTls(const LocalPostgresOptions& options) {
+  if (options.ssl_cert_file.empty() && options.ssl_key_file.empty()) return Status::Ok();
+  if (options.ssl_cert_file.empty() || options.ssl_key_file.empty()) {
+    return Status::InvalidArgument("cluster " + name_ +
+                                   ": TLS needs both ssl_cert_file and ssl_key_file");
+  }
+  // The server reads them as the cluster's owner and refuses a key others may read.
+  std::string conf_lines = "ssl = on\n";
+  for (const auto& [from, to, key] :
+       {std::tuple{options.ssl_cert_file, std::string("server.crt"), "ssl_cert_file"},
+        std::tuple{options.ssl_key_file, std::string("server.key"), "ssl_key_file"},
+        std::tuple{options.ssl_client_ca_file, std::string("client_ca.crt"), "ssl_ca_file"}}) {
+    if (from.empty()) continue;
+    std::error_code ec;
+    fs::copy_file(from, base_dir_ + "/" + to, fs::copy_options::overwrite_existing, ec);
+    if (ec)
+      return Status::IOError("cannot copy " + from + " into " + base_dir_ + ": " + ec.message());
+    fs::permissions(base_dir_ + "/" + to, fs::perms::owner_read | fs::perms::owner_write);
+    LIFELINE_RETURN_IF_ERROR(ChownToPostgres(base_dir_ + "/" + to));
+    conf_lines += std::string(key) + " = '" + base_dir_ + "/" + to + "'\n";
+  }
+  std::ofstream conf(data_dir() + "/postgresql.conf", std::ios::app);
+  conf << conf_lines;
+  std::string method = options.superuser_password.empty() ? "trust" : "scram-sha-256";
+  std::string client = options.ssl_client_ca_file.empty() ? "" : " clientcert=verify-full";
+  std::ofstream hba(data_dir() + "/pg_hba.conf", std::ios::trunc);
+  hba << "# lifeline local cluster: TLS only over TCP\n"
+      << "local all all trust\n"
+      << "local replication all trust\n"
+      << "hostssl all all 127.0.0.1/32 " << method << client << "\n"
+      << "hostssl replication all 127.0.0.1/32 " << method << client << "\n";
+  if (!conf || !hba) return Status::IOError("cannot write the TLS settings of cluster " + name_);
+  ssl_ = true;
+  client_cert_ = options.client_cert_file;
+  client_key_ = options.client_key_file;
   return Status::Ok();
 }
 
@@ -277,6 +316,9 @@ Result<std::string> LocalPostgres::Psql(const std::string& sql, const std::strin
   spec.stdin_text = sql;
   spec.timeout = std::chrono::milliseconds(300'000);
   if (!password_.empty()) spec.extra_env.push_back("PGPASSWORD=" + password_);
+  if (ssl_) spec.extra_env.push_back("PGSSLMODE=require");
+  if (!client_cert_.empty()) spec.extra_env.push_back("PGSSLCERT=" + client_cert_);
+  if (!client_key_.empty()) spec.extra_env.push_back("PGSSLKEY=" + client_key_);
   LIFELINE_ASSIGN_OR_RETURN(CommandResult r, RunCommand(spec));
   if (r.exit_code != 0) {
     return Status::InvalidArgument("psql on cluster " + name_ + " failed: " + Tail(r.stderr_text));

@@ -1,6 +1,7 @@
 // A throwaway PostgreSQL 15 cluster on 127.0.0.1 for tests, the demo, drills and benchmarks:
 // initdb into a temporary directory (as the `postgres` OS user when run as root), logical WAL,
-// a free port, optional WAL archiving; stopped and removed when the object goes away.
+// a free port, optional WAL archiving, optional TLS-only access; stopped and removed when the
+// object goes away.
 #pragma once
 
 #include <memory>
@@ -17,6 +18,12 @@ struct LocalPostgresOptions {
   std::vector<std::string> settings;  // extra postgresql.conf lines, e.g. "max_wal_senders = 4"
   bool wal_archiving = false;         // archive_mode=on, archive_command copies into archive_dir()
   std::string superuser_password;     // non-empty: TCP connections need it (scram-sha-256)
+  // TLS: with a server certificate and key (PEM, copied into the cluster directory), TCP
+  // connections must use it (pg_hba hostssl lines only). With a client CA as well, clients must
+  // also present a certificate it signed (clientcert=verify-full); Psql() here then presents
+  // client_cert_file / client_key_file (the key mode 0600).
+  std::string ssl_cert_file, ssl_key_file, ssl_client_ca_file;
+  std::string client_cert_file, client_key_file;
 };
 
 class LocalPostgres {
@@ -67,9 +74,12 @@ class LocalPostgres {
   [[nodiscard]] Status RunAsOwner(const std::vector<std::string>& argv, int timeout_ms,
                                   std::string* output = nullptr) const;
   [[nodiscard]] Status WriteConfig(const LocalPostgresOptions& options);
+  [[nodiscard]] Status WriteTls(const LocalPostgresOptions& options);
   std::string name_;
   std::string base_dir_;
   std::string password_;
+  std::string client_cert_, client_key_;
+  bool ssl_ = false;
   int port_ = 0;
   bool running_ = false;
   bool keep_ = false;

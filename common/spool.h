@@ -32,10 +32,12 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/lsn.h"
@@ -66,6 +68,8 @@ struct SpoolRecord {
 };
 
 [[nodiscard]] Result<v1::ChangeEvent> ParseEvent(const SpoolRecord& record);
+
+class SpoolReader;
 
 class Spool {
  public:
@@ -100,6 +104,10 @@ class Spool {
   [[nodiscard]] Result<std::vector<SpoolRecord>> Read(uint64_t from_seq, size_t max_events,
                                                       size_t max_bytes = 64 << 20) const;
 
+  // A reader that goes through the spool in seq order (the shipper): it keeps one RocksDB iterator
+  // with readahead across reads instead of opening one per slice. Must not outlive the spool.
+  std::unique_ptr<SpoolReader> NewReader() const;
+
   // Blocks until an event after `seq` is readable or the timeout passes; true if one is. In-process
   // only (the writer's Append wakes it); a reader instance polls Refresh instead.
   bool WaitForEventsAfter(uint64_t seq, std::chrono::milliseconds timeout) const;
@@ -131,11 +139,39 @@ class Spool {
   [[nodiscard]] Status Verify() const;
 
  private:
+  friend class SpoolReader;
   struct Impl;
   explicit Spool(std::unique_ptr<Impl> impl, std::string dir, bool writable);
   std::unique_ptr<Impl> impl_;
   std::string dir_;
   bool writable_;
+};
+
+// Sequential reads from one spool, for one thread. Where Spool::Read copies each event into a new
+// string, Visit hands out views into RocksDB's buffers. The iterator is reused while reads go on
+// from where the last one stopped and the spool has not grown past what it saw; it is renewed
+// after a while so that it does not pin old memtables and files for long.
+class SpoolReader {
+ public:
+  // Called with each event's seq and serialized bytes; the bytes are valid only during the call.
+  // A non-OK status stops the read and is returned.
+  using Visitor = std::function<Status(uint64_t seq, std::string_view bytes)>;
+
+  ~SpoolReader();
+  SpoolReader(const SpoolReader&) = delete;
+  SpoolReader& operator=(const SpoolReader&) = delete;
+
+  // Visits up to `max_events` events from `from_seq` on, in seq order, never past the last
+  // complete transaction and stopping once about `max_bytes` were visited. Returns how many.
+  [[nodiscard]] Result<size_t> Visit(uint64_t from_seq, size_t max_events, size_t max_bytes,
+                                     const Visitor& visit);
+
+ private:
+  friend class Spool;
+  struct Position;
+  explicit SpoolReader(const Spool& spool);
+  const Spool& spool_;
+  std::unique_ptr<Position> pos_;
 };
 
 }  // namespace lifeline

@@ -2,6 +2,7 @@
 #include "common/spool_inspect.h"
 
 #include "common/event_format.h"
+#include "common/event_seal.h"
 #include "common/spool.h"
 
 namespace lifeline {
@@ -46,7 +47,9 @@ Status PrintSpoolStats(const std::string& dir, OutputFormat format, std::ostream
 }
 
 Status PrintSpoolEvents(const std::string& dir, uint64_t from_seq, uint64_t limit,
-                        OutputFormat format, std::ostream& out) {
+                        OutputFormat format, std::ostream& out,
+                        const std::vector<std::string>& key_files) {
+  LIFELINE_ASSIGN_OR_RETURN(Keyring keyring, Keyring::Load(key_files));
   LIFELINE_ASSIGN_OR_RETURN(auto spool, Spool::OpenForRead(dir));
   uint64_t next = from_seq;
   if (next == 0) next = spool->Stats().first_seq;
@@ -58,6 +61,11 @@ Status PrintSpoolEvents(const std::string& dir, uint64_t from_seq, uint64_t limi
     if (batch.empty()) break;
     for (const auto& rec : batch) {
       LIFELINE_ASSIGN_OR_RETURN(auto ev, ParseEvent(rec));
+      if (!keyring.empty()) {
+        if (Status opened = keyring.Open(ev); !opened.ok()) {
+          return opened.WithContext("spool seq " + std::to_string(rec.seq));
+        }
+      }
       out << (format == OutputFormat::kJson ? EventToJson(ev) : EventToText(ev)) << "\n";
       ++printed;
       next = rec.seq + 1;

@@ -21,18 +21,20 @@ void StatusServer::Stop() {
 Result<std::unique_ptr<StatusServer>> StatusServer::Start(const std::string& address,
                                                           const Metrics* metrics,
                                                           std::function<HealthReport()> health) {
+  // A bare port or ":PORT" is loopback: every interface must be asked for (0.0.0.0:PORT).
   size_t colon = address.rfind(':');
-  if (colon == std::string::npos) {
-    return Status::InvalidArgument("malformed metrics address '" + address +
-                                   "': expected HOST:PORT, for example 127.0.0.1:9187");
-  }
-  std::string host = address.substr(0, colon);
+  std::string host = colon == std::string::npos ? "" : address.substr(0, colon);
+  std::string port_text = colon == std::string::npos ? address : address.substr(colon + 1);
   if (host.empty()) host = "127.0.0.1";
   int port;
   try {
-    port = std::stoi(address.substr(colon + 1));
+    size_t used = 0;
+    port = std::stoi(port_text, &used);
+    if (used != port_text.size()) throw std::invalid_argument(port_text);
   } catch (const std::exception&) {
-    return Status::InvalidArgument("malformed port in metrics address '" + address + "'");
+    return Status::InvalidArgument("malformed metrics address '" + address +
+                                   "': expected PORT, :PORT (both loopback) or HOST:PORT, for "
+                                   "example 9187 or 0.0.0.0:9187 for every interface");
   }
   if (port < 0 || port > 65535) {
     return Status::InvalidArgument("port out of range in metrics address '" + address + "'");

@@ -24,7 +24,8 @@ struct HealthReport {
 class StatusServer {
  public:
   ~StatusServer();
-  // `address` is "HOST:PORT" (port 0 picks a free one) or ":PORT" (loopback).
+  // `address` is "HOST:PORT", or "PORT" or ":PORT" for 127.0.0.1 (port 0 picks a free one);
+  // every interface only when asked for, "0.0.0.0:PORT".
   [[nodiscard]] static Result<std::unique_ptr<StatusServer>> Start(
       const std::string& address, const Metrics* metrics, std::function<HealthReport()> health);
   int port() const { return port_; }

@@ -76,7 +76,7 @@ Result<std::unique_ptr<LocalPipeline>> LocalPipeline::Create(const PipelineOptio
   LIFELINE_ASSIGN_OR_RETURN(p->primary_, make_cluster("primary", options.wal_archiving));
   LIFELINE_ASSIGN_OR_RETURN(p->standby_, make_cluster("standby", false));
   LIFELINE_ASSIGN_OR_RETURN(p->kafka_, DevKafkaCluster::Start(3));
-  LIFELINE_RETURN_IF_ERROR(p->kafka_->CreateTopic(options.topic, 1, 3));
+  LIFELINE_RETURN_IF_ERROR(p->kafka_->CreateTopic(options.topic, options.topic_partitions, 3));
   if (options.rtt_ms > 0) {
     LIFELINE_RETURN_IF_ERROR(p->kafka_->SetRoundTripTime(-1, options.rtt_ms));
   }
@@ -114,7 +114,9 @@ Status LocalPipeline::StartCapture() {
                "--kafka-brokers",
                kafka_->bootstrap_servers(),
                "--topic",
-               options_.topic};
+               options_.topic,
+               "--topic-partitions",
+               std::to_string(options_.topic_partitions)};
   LIFELINE_ASSIGN_OR_RETURN(capture_, ChildProcess::Start(spec, workdir_ + "/capture.log"));
   return Status::Ok();
 }

@@ -30,6 +30,9 @@ struct PipelineOptions {
   bool wal_archiving = false;
   std::string heartbeat_interval = "500ms";
   std::string topic = "lifeline.events";
+  // devkafka keeps about the last 5 MiB of each partition: a backlog of hundreds of thousands of
+  // events needs tens of partitions to stay whole.
+  int topic_partitions = 1;
   std::string audit_table = "public.emergency_requests_audit";  // empty: no audit trail
   std::string lifeline_binary;  // the daemons' executable; empty: this process's own
 };

@@ -89,11 +89,16 @@ Result<std::map<int64_t, int64_t>> CountStream(const GapcheckOptions& options,
                                                int64_t to_us, int64_t bucket_us) {
   std::map<int64_t, int64_t> counts;
   std::unordered_set<uint64_t> seen;
+  std::string sealed_key;  // of an event whose rows no key file opened
   StreamScanOptions scan;
   scan.stream = options.stream;
   scan.visit = [&](const StreamPosition&, const v1::ChangeEvent& ev) {
     if (ev.op() != v1::OP_INSERT && ev.op() != v1::OP_SNAPSHOT) return;
     if (ev.relation().schema() != table.schema || ev.relation().table() != table.table) return;
+    if (ev.has_sealed()) {
+      if (sealed_key.empty()) sealed_key = ev.sealed().key_id();
+      return;
+    }
     int index = -1;
     for (int i = 0; i < ev.relation().columns_size(); ++i) {
       if (ev.relation().columns(i).name() == options.time_column) index = i;
@@ -108,6 +113,11 @@ Result<std::map<int64_t, int64_t>> CountStream(const GapcheckOptions& options,
   };
   LIFELINE_ASSIGN_OR_RETURN(StreamReport ignored, ScanStream(scan));
   (void)ignored;
+  if (!sealed_key.empty()) {
+    return Status::FailedPrecondition(
+        "the stream's rows are sealed (key id '" + sealed_key +
+        "'): counting them needs the key; pass its file with --encryption-key-file");
+  }
   return counts;
 }
 

@@ -63,6 +63,9 @@ std::string ReplayCommandPrefix(const GapcheckOptions& options) {
     cmd += " --kafka-brokers " + ShellQuote(options.stream.kafka_brokers) + " --topic " +
            ShellQuote(options.stream.topic);
   }
+  for (const std::string& file : options.stream.encryption_key_files) {
+    cmd += " --encryption-key-file " + ShellQuote(file);
+  }
   return cmd;
 }
 
@@ -115,6 +118,7 @@ Result<RowsReport> RunRows(const GapcheckOptions& options) {
   // which a replay rebuilds every column.
   std::map<std::vector<std::string>, uint64_t> last_full_image;
   uint64_t last_seq = 0;
+  std::string sealed_key;  // of an event whose rows no key file opened
   StreamScanOptions scan;
   scan.stream = options.stream;
   scan.visit = [&](const StreamPosition& position, const v1::ChangeEvent& ev) {
@@ -131,11 +135,18 @@ Result<RowsReport> RunRows(const GapcheckOptions& options) {
       t.op = std::string(OpName(ev.op()));
       if (ev.op() == v1::OP_INSERT || ev.op() == v1::OP_SNAPSHOT) last_full_image[key] = ev.seq();
     };
+    if (ev.has_sealed() && sealed_key.empty()) sealed_key = ev.sealed().key_id();
     if (ev.has_before()) touch(ev.before());
     if (ev.has_after()) touch(ev.after());
   };
   LIFELINE_ASSIGN_OR_RETURN(StreamReport ignored, ScanStream(scan));
   (void)ignored;
+  if (!sealed_key.empty()) {
+    return Status::FailedPrecondition(
+        "the stream's rows are sealed (key id '" + sealed_key +
+        "'): finding which events touched the differing rows needs the key; pass its file "
+        "with --encryption-key-file");
+  }
   report.stream_read = true;
 
   // Each repair replays from the earliest full image (else last event) of its keys to the end of

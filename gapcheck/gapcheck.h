@@ -17,6 +17,8 @@ struct GapcheckStream {
   std::string kafka_brokers;
   std::string topic = "lifeline.events";
   std::vector<std::string> kafka_properties;
+  // Key files to open sealed row images with (common/event_seal.h); continuity needs none.
+  std::vector<std::string> encryption_key_files;
   bool given() const { return !spool_dir.empty() || !kafka_brokers.empty(); }
 };
 

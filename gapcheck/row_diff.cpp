@@ -999,7 +999,7 @@ Result<RowDiffReport> DiffRows(const RowDiffOptions& options) {
   try {
     st = diff.Run(&report);
   } catch (const std::exception& e) {
-    st = Status::Internal("row diff of " + options.table + ": " + e.what());
+    st = Status::Internal("row diff of " + options.table + ": " + RedactPostgresMessage(e.what()));
   }
   if (!st.ok()) return st;
   report.rows_fetched = diff.rows_fetched();

@@ -13,6 +13,8 @@
 #include <set>
 #include <thread>
 
+#include "common/event_seal.h"
+#include "common/kafka_config.h"
 #include "common/lsn.h"
 #include "common/spool.h"
 
@@ -74,7 +76,8 @@ std::string SourceId(const v1::ChangeEvent& ev) {
 // Gathers notes per source as records arrive, then judges them.
 class ContinuityCheck {
  public:
-  explicit ContinuityCheck(const StreamScanOptions& options) : options_(options) {}
+  ContinuityCheck(const StreamScanOptions& options, const Keyring& keyring)
+      : options_(options), keyring_(keyring) {}
 
   // `event` is null when the bytes did not parse (`error` says why).
   void Add(const StreamPosition& pos, std::string_view bytes, const v1::ChangeEvent* event,
@@ -83,6 +86,17 @@ class ContinuityCheck {
     if (event == nullptr) {
       report_.bad_records.push_back(BadRecord{pos, error});
       return;
+    }
+    // With keys, a sealed record is opened, and one that does not open is unreadable like a
+    // record that does not parse (its seq, not authenticated, is not counted). Without keys
+    // continuity is judged on the sealed events as they are.
+    if (event->has_sealed() && !keyring_.empty()) {
+      opened_ = *event;
+      if (Status st = keyring_.Open(opened_); !st.ok()) {
+        report_.bad_records.push_back(BadRecord{pos, st.message()});
+        return;
+      }
+      event = &opened_;
     }
     if (options_.visit) options_.visit(pos, *event);
     RecordNote n;
@@ -256,6 +270,8 @@ class ContinuityCheck {
   }
 
   const StreamScanOptions& options_;
+  const Keyring& keyring_;
+  v1::ChangeEvent opened_;  // the last sealed event, opened
   StreamReport report_;
   std::map<std::string, std::vector<RecordNote>> notes_;
   std::vector<RecordNote>* current_ = nullptr;
@@ -264,11 +280,11 @@ class ContinuityCheck {
 
 constexpr uint64_t kProgressEvery = 8192;
 
-Result<StreamReport> ScanSpool(const StreamScanOptions& options) {
+Result<StreamReport> ScanSpool(const StreamScanOptions& options, const Keyring& keyring) {
   const std::string& dir = options.stream.spool_dir;
   LIFELINE_ASSIGN_OR_RETURN(auto spool, Spool::OpenForRead(dir));
   const uint64_t total = spool->Stats().events;
-  ContinuityCheck check(options);
+  ContinuityCheck check(options, keyring);
   check.report().description = "spool " + dir;
   check.Progress(total);
   uint64_t next = 1;
@@ -307,10 +323,6 @@ struct ConsumerCloser {
 };
 using Consumer = std::unique_ptr<rd_kafka_t, ConsumerCloser>;
 
-struct ConfDeleter {
-  void operator()(rd_kafka_conf_t* c) const { rd_kafka_conf_destroy(c); }
-};
-
 struct MetadataDeleter {
   void operator()(const rd_kafka_metadata_t* md) const { rd_kafka_metadata_destroy(md); }
 };
@@ -321,33 +333,19 @@ int RemainingMs(Clock::time_point deadline) {
 }
 
 Result<Consumer> OpenConsumer(const GapcheckStream& stream) {
-  std::unique_ptr<rd_kafka_conf_t, ConfDeleter> conf(rd_kafka_conf_new());
-  char err[512];
-  auto set = [&](const std::string& k, const std::string& v, bool user) -> Status {
-    if (rd_kafka_conf_set(conf.get(), k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
-      return Status::InvalidArgument("Kafka property '" + k + "': " + err +
-                                     (user ? "; fix or remove this --kafka-property" : ""));
-    }
-    return Status::Ok();
+  const std::vector<KafkaProperty> defaults = {
+      {"bootstrap.servers", stream.kafka_brokers},
+      {"group.id", "lifeline-gapcheck"},
+      {"auto.offset.reset", "earliest"},
+      {"client.id", "lifeline-gapcheck"},
   };
-  LIFELINE_RETURN_IF_ERROR(set("bootstrap.servers", stream.kafka_brokers, false));
-  // Partitions are assigned by hand and nothing is committed: the scan leaves no trace.
-  LIFELINE_RETURN_IF_ERROR(set("group.id", "lifeline-gapcheck", false));
-  LIFELINE_RETURN_IF_ERROR(set("enable.auto.commit", "false", false));
-  LIFELINE_RETURN_IF_ERROR(set("enable.auto.offset.store", "false", false));
-  LIFELINE_RETURN_IF_ERROR(set("enable.partition.eof", "true", false));
-  LIFELINE_RETURN_IF_ERROR(set("auto.offset.reset", "earliest", false));
-  // A check must never create the topic it was asked about.
-  LIFELINE_RETURN_IF_ERROR(set("allow.auto.create.topics", "false", false));
-  LIFELINE_RETURN_IF_ERROR(set("client.id", "lifeline-gapcheck", false));
-  for (const auto& kv : stream.kafka_properties) {
-    size_t eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      return Status::InvalidArgument("malformed --kafka-property '" + kv.substr(0, eq) +
-                                     "': expected key=value");
-    }
-    LIFELINE_RETURN_IF_ERROR(set(kv.substr(0, eq), kv.substr(eq + 1), true));
-  }
+  // Nothing is committed, so the scan leaves no trace; and a check must never create the topic it
+  // was asked about.
+  std::vector<KafkaProperty> fixed = FixedKafkaProperties(KafkaRole::kConsumer);
+  fixed.emplace_back("allow.auto.create.topics", "false");
+  LIFELINE_ASSIGN_OR_RETURN(KafkaConf conf,
+                            BuildKafkaConf(defaults, stream.kafka_properties, fixed));
+  char err[512];
   // Connection refusals are expected while probing and end in a clear Status; keep them quiet.
   rd_kafka_conf_set_log_cb(conf.get(),
                            [](const rd_kafka_t*, int, const char* fac, const char* buf) {
@@ -404,7 +402,7 @@ Result<int> TopicPartitions(rd_kafka_t* rk, const GapcheckStream& stream,
                              "; check --kafka-brokers and that the brokers are up");
 }
 
-Result<StreamReport> ScanKafka(const StreamScanOptions& options) {
+Result<StreamReport> ScanKafka(const StreamScanOptions& options, const Keyring& keyring) {
   const GapcheckStream& stream = options.stream;
   if (stream.topic.empty()) return Status::InvalidArgument("no topic given; pass --topic");
   const auto timeout = std::chrono::milliseconds(std::max(options.kafka_timeout_ms, 1));
@@ -412,7 +410,7 @@ Result<StreamReport> ScanKafka(const StreamScanOptions& options) {
   rd_kafka_t* rk = consumer.get();
   LIFELINE_ASSIGN_OR_RETURN(int partitions, TopicPartitions(rk, stream, Clock::now() + timeout));
 
-  ContinuityCheck check(options);
+  ContinuityCheck check(options, keyring);
   StreamReport& report = check.report();
   report.description = "topic " + stream.topic + " at " + stream.kafka_brokers + " (" +
                        std::to_string(partitions) +
@@ -587,8 +585,9 @@ Result<StreamReport> ScanStream(const StreamScanOptions& options) {
         "both a spool and Kafka brokers were given; check one stream at a time: pass either "
         "--spool or --kafka-brokers");
   }
-  if (!stream.spool_dir.empty()) return ScanSpool(options);
-  if (!stream.kafka_brokers.empty()) return ScanKafka(options);
+  LIFELINE_ASSIGN_OR_RETURN(Keyring keyring, Keyring::Load(stream.encryption_key_files));
+  if (!stream.spool_dir.empty()) return ScanSpool(options, keyring);
+  if (!stream.kafka_brokers.empty()) return ScanKafka(options, keyring);
   return Status::InvalidArgument("no stream to check; pass --spool DIR or --kafka-brokers");
 }
 

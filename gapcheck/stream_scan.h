@@ -1,6 +1,8 @@
 // Reads a whole stream (a spool, or every partition of a Kafka topic) record by record and checks
 // its continuity per source: seq gaps, duplicates, seq or commit LSN going backwards, records that
 // do not parse, and the hash chain (each event's prev_hash is the SHA-256 of the previous event).
+// With key files (GapcheckStream::encryption_key_files) sealed records are opened too: one that
+// does not open is reported as unreadable at its position, and visitors see its rows in clear.
 #pragma once
 
 #include <cstdint>

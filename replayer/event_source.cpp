@@ -4,10 +4,12 @@
 #include <librdkafka/rdkafka.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <deque>
 #include <thread>
 
 #include "common/event_format.h"
+#include "common/kafka_config.h"
 #include "common/lsn.h"
 #include "common/spool.h"
 
@@ -35,11 +37,8 @@ class EventPool {
     out.raw.assign(bytes.data(), bytes.size());
     out.error.clear();
     if (!out.event) out.event.emplace();
-    if (!out.event->ParseFromArray(out.raw.data(), static_cast<int>(out.raw.size()))) {
-      out.error = "the record is not a ChangeEvent (" + std::to_string(out.raw.size()) + " bytes)";
-      out.event.reset();
-    } else if (out.event->seq() == 0) {
-      out.error = "the record carries no seq";
+    if (Status parsed = ParseRecord(out.raw, &*out.event); !parsed.ok()) {
+      out.error = parsed.message();
       out.event.reset();
     }
     return out;
@@ -49,7 +48,7 @@ class EventPool {
   }
 
  private:
-  static constexpr size_t kKept = 1024;
+  static constexpr size_t kKept = 16384;  // a merge of many partitions may hold thousands
   std::vector<SourcedEvent> free_;
 };
 
@@ -99,41 +98,37 @@ class SpoolSource : public EventSource {
   std::deque<SpoolRecord> buffer_;
 };
 
-struct KafkaConfDeleter {
-  void operator()(rd_kafka_conf_t* c) const { rd_kafka_conf_destroy(c); }
-};
+// Counts the client-level errors librdkafka reports outside any message (a broker unreachable,
+// all brokers down): they reach the error callback, never the consumer's message stream.
+void CountBrokerError(rd_kafka_t* /*rk*/, int err, const char* reason, void* opaque) {
+  spdlog::warn("replay: Kafka: {}: {}", rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)),
+               reason);
+  if (opaque != nullptr) static_cast<std::atomic<uint64_t>*>(opaque)->fetch_add(1);
+}
 
 // A consumer for manual assignment: positions live in the target database, not in consumer-group
-// commits. `overrides` come after the user's --kafka-property settings.
+// commits. `overrides` (for one kind of reader) replace ours; the user's properties come after.
+// `broker_errors`, if given, counts the client's errors (it must outlive the consumer).
 Result<rd_kafka_t*> NewConsumer(const KafkaSourceOptions& o,
-                                const std::vector<std::pair<std::string, std::string>>& overrides) {
-  std::unique_ptr<rd_kafka_conf_t, KafkaConfDeleter> conf(rd_kafka_conf_new());
-  char err[512];
-  auto set = [&](const std::string& k, const std::string& v, bool user) -> Status {
-    if (rd_kafka_conf_set(conf.get(), k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
-      return Status::InvalidArgument("Kafka property '" + k + "': " + err +
-                                     (user ? "; fix or remove this --kafka-property" : ""));
-    }
-    return Status::Ok();
+                                const std::vector<std::pair<std::string, std::string>>& overrides,
+                                std::atomic<uint64_t>* broker_errors = nullptr) {
+  std::vector<KafkaProperty> defaults = {
+      {"bootstrap.servers", o.brokers},
+      {"group.id", "lifeline-replayer"},
+      {"auto.offset.reset", "earliest"},
+      {"client.id", "lifeline-replayer"},
+      // Lag is what the replayer is judged on: do not let an idle partition hold a fetch long.
+      {"fetch.wait.max.ms", "10"},
+      // As the shipper: back within a second of the brokers' return.
+      {"reconnect.backoff.max.ms", "1000"},
   };
-  LIFELINE_RETURN_IF_ERROR(set("bootstrap.servers", o.brokers, false));
-  LIFELINE_RETURN_IF_ERROR(set("group.id", "lifeline-replayer", false));
-  LIFELINE_RETURN_IF_ERROR(set("enable.auto.commit", "false", false));
-  LIFELINE_RETURN_IF_ERROR(set("enable.auto.offset.store", "false", false));
-  LIFELINE_RETURN_IF_ERROR(set("enable.partition.eof", "true", false));
-  LIFELINE_RETURN_IF_ERROR(set("auto.offset.reset", "earliest", false));
-  LIFELINE_RETURN_IF_ERROR(set("client.id", "lifeline-replayer", false));
-  // Lag is what the replayer is judged on: do not let an idle partition hold a fetch long.
-  LIFELINE_RETURN_IF_ERROR(set("fetch.wait.max.ms", "10", false));
-  for (const auto& kv : o.properties) {
-    size_t eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      return Status::InvalidArgument("malformed --kafka-property '" + kv.substr(0, eq) +
-                                     "': expected key=value");
-    }
-    LIFELINE_RETURN_IF_ERROR(set(kv.substr(0, eq), kv.substr(eq + 1), true));
-  }
-  for (const auto& [k, v] : overrides) LIFELINE_RETURN_IF_ERROR(set(k, v, false));
+  defaults.insert(defaults.end(), overrides.begin(), overrides.end());
+  LIFELINE_ASSIGN_OR_RETURN(
+      KafkaConf conf,
+      BuildKafkaConf(defaults, o.properties, FixedKafkaProperties(KafkaRole::kConsumer)));
+  rd_kafka_conf_set_error_cb(conf.get(), CountBrokerError);
+  rd_kafka_conf_set_opaque(conf.get(), broker_errors);
+  char err[512];
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), err, sizeof err);
   if (rk == nullptr) return Status::InvalidArgument(std::string("Kafka consumer: ") + err);
   conf.release();
@@ -181,7 +176,7 @@ class KafkaSource : public EventSource {
   Status Open(const KafkaSourceOptions& o) {
     options_ = o;
     expected_ = o.next_seq == 0 ? 1 : o.next_seq;
-    LIFELINE_ASSIGN_OR_RETURN(rk_, NewConsumer(o, {}));
+    LIFELINE_ASSIGN_OR_RETURN(rk_, NewConsumer(o, {}, &broker_errors_));
     LIFELINE_ASSIGN_OR_RETURN(int partitions, PartitionCount(rk_, o));
     rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(partitions);
     for (int32_t p = 0; p < partitions; ++p) {
@@ -217,23 +212,28 @@ class KafkaSource : public EventSource {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
       rd_kafka_message_t* m =
           rd_kafka_consumer_poll(rk_, static_cast<int>(std::min<int64_t>(left.count(), 100)));
+      NoteBrokerErrors();
       if (m == nullptr) continue;
-      if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-        eof_[m->partition] = true;
-      } else if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
         spdlog::warn("replay: Kafka: {}", rd_kafka_message_errstr(m));
-        // A seq is missing only after gap_timeout of reading without errors: while brokers are
-        // down, the partition holding it may simply be out of reach. What each partition's end
-        // was is unknown again until it is fetched anew.
-        waiting_since_ = std::chrono::steady_clock::now();
-        for (auto& [p, eof] : eof_) eof = false;
+        ForgetPartitionEnds();
       } else {
-        eof_[m->partition] = false;
-        RecordPosition pos{options_.topic, m->partition, m->offset};
-        consumed_[m->partition] = m->offset + 1;
-        ++records_read_;
-        queues_[m->partition].push_back(
-            pool_.Parse(pos, std::string_view(static_cast<const char*>(m->payload), m->len)));
+        if (recovering_) {
+          // The first fetch answered since the errors: the gap clock starts again from here,
+          // since the producer may reach the brokers again later than this consumer did.
+          recovering_ = false;
+          waiting_since_ = std::chrono::steady_clock::now();
+        }
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+          eof_[m->partition] = true;
+        } else {
+          eof_[m->partition] = false;
+          RecordPosition pos{options_.topic, m->partition, m->offset};
+          consumed_[m->partition] = m->offset + 1;
+          ++records_read_;
+          queues_[m->partition].push_back(
+              pool_.Parse(pos, std::string_view(static_cast<const char*>(m->payload), m->len)));
+        }
       }
       rd_kafka_message_destroy(m);
     }
@@ -251,6 +251,21 @@ class KafkaSource : public EventSource {
   void Recycle(SourcedEvent&& item) override { pool_.Recycle(std::move(item)); }
 
  private:
+  // A seq is missing only after gap_timeout of reading without errors: while brokers are down,
+  // the partition holding it may simply be out of reach, and what each partition's end was is
+  // unknown again until it is fetched anew.
+  void ForgetPartitionEnds() {
+    waiting_since_ = std::chrono::steady_clock::now();
+    recovering_ = true;
+    for (auto& [p, eof] : eof_) eof = false;
+  }
+  void NoteBrokerErrors() {
+    uint64_t errors = broker_errors_.load();
+    if (errors == broker_errors_seen_) return;
+    broker_errors_seen_ = errors;
+    ForgetPartitionEnds();
+  }
+
   EventPool pool_;
   // The next record in seq order, if it can be decided now.
   std::optional<SourcedEvent> TakeReady() {
@@ -258,7 +273,10 @@ class KafkaSource : public EventSource {
     uint64_t best_seq = UINT64_MAX;
     for (auto& [p, q] : queues_) {
       // Records below the expected seq are duplicates (a re-ship): pass them over.
-      while (!q.empty() && q.front().event && q.front().event->seq() < expected_) q.pop_front();
+      while (!q.empty() && q.front().event && q.front().event->seq() < expected_) {
+        pool_.Recycle(std::move(q.front()));
+        q.pop_front();
+      }
       if (q.empty()) continue;
       if (!q.front().event) {  // poison: hand it over where it stands
         SourcedEvent bad = std::move(q.front());
@@ -302,6 +320,9 @@ class KafkaSource : public EventSource {
   uint64_t records_read_ = 0;
   uint64_t waiting_for_ = 0;
   std::chrono::steady_clock::time_point waiting_since_;
+  std::atomic<uint64_t> broker_errors_{0};
+  uint64_t broker_errors_seen_ = 0;
+  bool recovering_ = false;
 };
 
 // Reads single records at given offsets of a topic, for the survey: a consumer assigned to one

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
@@ -30,6 +31,10 @@ struct SourcedEvent {
   std::optional<v1::ChangeEvent> event;  // nullopt: it did not parse (see error)
   std::string error;
 };
+
+// The check every record passes before it is replayed, from a spool or Kafka: it parses as a
+// ChangeEvent (into `event`, whose buffers are reused) and carries a seq. Corruption says why not.
+[[nodiscard]] Status ParseRecord(std::string_view bytes, v1::ChangeEvent* event);
 
 class EventSource {
  public:

@@ -3,13 +3,17 @@
 // One batch is in flight on the target while the next is read and built.
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
+#include <unordered_set>
 
 #include "common/event_format.h"
+#include "common/event_seal.h"
 #include "common/metrics.h"
 #include "common/shutdown.h"
 #include "common/status_server.h"
@@ -30,13 +34,36 @@ std::string SourceId(const v1::ChangeEvent& ev) {
   return ev.source().system_id() + "/" + ev.source().slot_name();
 }
 
+// The distinct row keys a window touched: counted by a 64-bit hash of their text, and the first
+// kListed of them in order kept for the summary, so a window of millions of events holds neither
+// every key's text nor a tree of them.
+class TouchedKeys {
+ public:
+  static constexpr size_t kListed = 1000;
+  void Add(std::string key) {
+    if (!hashes_.insert(std::hash<std::string>{}(key)).second) return;
+    if (listed_.size() < kListed) {
+      listed_.insert(std::move(key));
+    } else if (key < *listed_.rbegin()) {
+      listed_.erase(std::prev(listed_.end()));
+      listed_.insert(std::move(key));
+    }
+  }
+  size_t size() const { return hashes_.size(); }
+  const std::set<std::string>& listed() const { return listed_; }
+
+ private:
+  std::unordered_set<size_t> hashes_;
+  std::set<std::string> listed_;
+};
+
 // What a run did, for the summary (and what a dry run would do).
 struct RunSummary {
   std::map<std::string, uint64_t> by_op_table;  // "insert public.t" -> count
   uint64_t events = 0, transactions = 0, duplicates = 0, gaps = 0, dead_letters = 0;
   uint64_t first_seq = 0, last_seq = 0, first_lsn = 0, last_lsn = 0;
   int64_t first_time_us = 0, last_time_us = 0;
-  std::set<std::string> keys;  // "table key" touched (window replays only)
+  TouchedKeys keys;  // "table key" touched (window replays only)
   uint64_t rows_inserted_if_missing = 0;
   uint64_t survey_records_read = 0;  // records read to find where the window starts
 };
@@ -91,6 +118,7 @@ class Replayer {
 
   std::unique_ptr<Target> target_;
   std::unique_ptr<replayer::EventSource> source_;
+  Keyring keyring_;  // opens sealed row images
   std::string stream_;
   bool persist_position_ = false;
   ReplayPosition applied_;     // as committed in the target
@@ -98,6 +126,7 @@ class Replayer {
   uint64_t expected_seq_ = 0;  // 0: take the first seq as it comes
   std::vector<replayer::Statement> batch_;
   replayer::StatementRun run_;  // rows not yet in batch_
+  replayer::ShapeCache shapes_;
   // The batch sent and not yet known committed.
   struct InFlight {
     std::shared_ptr<const std::vector<replayer::Statement>> statements;
@@ -112,6 +141,26 @@ class Replayer {
   bool window_started_ = false;
   Clock::time_point batch_started_ = Clock::now();
   RunSummary summary_;
+  // The relation of the last row event, checked on the target, with its summary counters: most
+  // events are of the relation before them, so nothing per event is looked up by name.
+  struct LastRelation {
+    uint32_t oid = 0, version = 0;
+    std::string schema, name, table;  // table: "schema.name"
+    std::array<uint64_t*, 8> by_op{};
+    bool Is(const v1::Relation& r) const {
+      return !table.empty() && r.relation_oid() == oid && r.schema_version() == version &&
+             r.table() == name && r.schema() == schema;
+    }
+    void Take(const v1::Relation& r) {
+      oid = r.relation_oid();
+      version = r.schema_version();
+      schema = r.schema();
+      name = r.table();
+      table = schema + "." + name;
+      by_op.fill(nullptr);
+    }
+  } relation_;
+  std::string source_system_id_, source_slot_;  // of pending_.source_id
   // --only-missing: the latest image of each row in the window, by table and key.
   std::map<std::pair<std::string, std::string>, v1::ChangeEvent> latest_;
 };
@@ -347,14 +396,24 @@ Status Replayer::Accept(const SourcedEvent& item, bool* done) {
   expected_seq_ = ev.seq() + 1;
   window_started_ = true;
   if (ev.op() != v1::OP_HEARTBEAT && ev.op() != v1::OP_RESNAPSHOT_MARKER) {
-    if (!options_.dry_run) LIFELINE_RETURN_IF_ERROR(target_->CheckRelation(ev.relation()));
-    std::string table = ev.relation().schema() + "." + ev.relation().table();
+    const v1::Relation& rel = ev.relation();
+    if (!relation_.Is(rel)) {
+      if (!options_.dry_run) LIFELINE_RETURN_IF_ERROR(target_->CheckRelation(rel));
+      relation_.Take(rel);
+    }
+    const std::string& table = relation_.table;
     // Keys are listed for a window's summary only: a daemon runs for months and would keep them
     // all.
     if (IsWindow() && ev.op() != v1::OP_TRUNCATE) {
-      summary_.keys.insert(table + " " + replayer::RowKeyText(ev));
+      summary_.keys.Add(table + " " + replayer::RowKeyText(ev));
     }
-    summary_.by_op_table[std::string(OpName(ev.op())) + " " + table]++;
+    const auto op = static_cast<size_t>(ev.op());
+    uint64_t* count = op < relation_.by_op.size() ? relation_.by_op[op] : nullptr;
+    if (count == nullptr) {
+      count = &summary_.by_op_table[std::string(OpName(ev.op())) + " " + table];
+      if (op < relation_.by_op.size()) relation_.by_op[op] = count;
+    }
+    ++*count;
     if (options_.only_missing) {
       auto key = std::make_pair(table, replayer::RowKeyText(ev));
       if (ev.op() == v1::OP_DELETE || ev.op() == v1::OP_TRUNCATE) {
@@ -383,7 +442,7 @@ Status Replayer::Accept(const SourcedEvent& item, bool* done) {
       if (!run_.TryAdd(ev)) {
         run_.TakeInto(&batch_);
         if (!run_.TryAdd(ev)) {
-          LIFELINE_ASSIGN_OR_RETURN(replayer::Statement st, replayer::ApplyStatement(ev));
+          LIFELINE_ASSIGN_OR_RETURN(replayer::Statement st, replayer::ApplyStatement(ev, &shapes_));
           if (!st.sql.empty()) batch_.push_back(std::move(st));
         }
       }
@@ -435,7 +494,11 @@ Status Replayer::Accept(const SourcedEvent& item, bool* done) {
   summary_.last_seq = ev.seq();
   summary_.last_lsn = ev.commit_lsn();
   summary_.last_time_us = ev.commit_time_us();
-  pending_.source_id = SourceId(ev);
+  if (ev.source().system_id() != source_system_id_ || ev.source().slot_name() != source_slot_) {
+    source_system_id_ = ev.source().system_id();
+    source_slot_ = ev.source().slot_name();
+    pending_.source_id = SourceId(ev);
+  }
   pending_.last_seq = ev.seq();
   pending_.last_commit_lsn = Lsn(ev.commit_lsn());
   pending_.last_commit_time_us = ev.commit_time_us();
@@ -526,6 +589,19 @@ Status Replayer::Loop() {
     auto wait = batch_events_ > 0 ? std::chrono::milliseconds(5) : std::chrono::milliseconds(200);
     if (in_flight_) wait = std::min(wait, std::chrono::milliseconds(20));
     LIFELINE_ASSIGN_OR_RETURN(auto item, source_->Next(wait, &at_end));
+    if (item && item->event) {
+      // Sealed rows are opened before anything reads the event. One that fails authentication is
+      // a record that does not parse (it stops the replay, or --dead-letter stores it): it is
+      // never applied. A key that was not given stops the replay whatever the flags.
+      if (Status opened = keyring_.Open(*item->event); !opened.ok()) {
+        if (opened.code() != StatusCode::kCorruption) {
+          return opened.WithContext("the record at " + item->position.Describe() +
+                                    " (nothing from it on was applied)");
+        }
+        item->error = opened.message();
+        item->event.reset();
+      }
+    }
     if (item) {
       LIFELINE_RETURN_IF_ERROR(Accept(*item, &done));
       source_->Recycle(std::move(*item));
@@ -586,9 +662,8 @@ void Replayer::PrintSummary() const {
     ops += "}";
     std::string keys = "[";
     size_t i = 0;
-    for (const auto& k : s.keys) {
-      if (i++ >= 1000) break;
-      keys += (i > 1 ? "," : "") + JsonQuote(k);
+    for (const auto& k : s.keys.listed()) {
+      keys += (i++ > 0 ? "," : "") + JsonQuote(k);
     }
     keys += "]";
     std::printf(
@@ -637,6 +712,7 @@ void Replayer::PrintSummary() const {
 
 Status Replayer::Run() {
   LIFELINE_RETURN_IF_ERROR(Validate());
+  LIFELINE_ASSIGN_OR_RETURN(keyring_, Keyring::Load(options_.encryption_key_files));
   LIFELINE_RETURN_IF_ERROR(ConnectTarget());
   stream_ = options_.spool_dir.empty() ? options_.topic : "";
   persist_position_ = !options_.dry_run && (!IsWindow() || options_.record_position);

@@ -21,6 +21,10 @@ struct ReplayOptions {
   std::string kafka_brokers;
   std::string topic = "lifeline.events";
   std::vector<std::string> kafka_properties;
+  // Key files that open sealed row images (common/event_seal.h). An event that does not open is
+  // handled as a record that does not parse: the replay stops at it, or with --dead-letter
+  // stores it and goes on; it is never applied.
+  std::vector<std::string> encryption_key_files;
 
   // Grouping of source transactions into target transactions.
   size_t batch_events = 5000;

@@ -26,6 +26,41 @@ const v1::Row* KeySource(const v1::ChangeEvent& ev) {
   return nullptr;
 }
 
+StatementShape ShapeOf(const v1::ChangeEvent& ev, char kind) {
+  StatementShape shape;
+  shape.relation_oid = ev.relation().relation_oid();
+  shape.schema_version = ev.relation().schema_version();
+  shape.kind = kind;
+  shape.schema = &ev.relation().schema();
+  shape.table = &ev.relation().table();
+  return shape;
+}
+
+Status NoKeyColumns(const v1::ChangeEvent& ev) {
+  return Status::InvalidArgument("table " + ev.relation().schema() + "." + ev.relation().table() +
+                                 " has no key columns in the stream; give it a primary key or "
+                                 "REPLICA IDENTITY FULL on the source");
+}
+
+// UPDATE "t" SET "c" = $1, ... WHERE "k1" = $n AND "k2" IS NULL: the columns the new row sends,
+// then the old key, numbered in the order ApplyStatement adds their parameters.
+std::string UpdateText(const v1::ChangeEvent& ev, const v1::Row& key_row) {
+  const auto& cols = ev.relation().columns();
+  std::string sets, where;
+  size_t n = 0;
+  for (int i = 0; i < cols.size(); ++i) {
+    if (!IsValue(ev.after().values(i))) continue;
+    sets += (sets.empty() ? "" : ", ") + QuoteIdent(cols[i].name()) + " = $" + std::to_string(++n);
+  }
+  for (int i = 0; i < cols.size(); ++i) {
+    if (!cols[i].key()) continue;
+    where += (where.empty() ? "" : " AND ") + QuoteIdent(cols[i].name());
+    where += key_row.values(i).kind_case() == v1::Value::kText ? " = $" + std::to_string(++n)
+                                                               : std::string(" IS NULL");
+  }
+  return "UPDATE " + QualifiedTable(ev) + " SET " + sets + " WHERE " + where;
+}
+
 // "k1" = $n AND "k2" IS NULL ..., its parameters added to `st`.
 Status KeyPredicate(const v1::ChangeEvent& ev, const v1::Row& row, Statement* st) {
   std::string where;
@@ -45,11 +80,7 @@ Status KeyPredicate(const v1::ChangeEvent& ev, const v1::Row& row, Statement* st
       where += QuoteIdent(cols[i].name()) + " IS NULL";
     }
   }
-  if (where.empty()) {
-    return Status::InvalidArgument("table " + ev.relation().schema() + "." + ev.relation().table() +
-                                   " has no key columns in the stream; give it a primary key or "
-                                   "REPLICA IDENTITY FULL on the source");
-  }
+  if (where.empty()) return NoKeyColumns(ev);
   st->sql += where;
   return Status::Ok();
 }
@@ -115,6 +146,13 @@ std::string Tuples(size_t rows, size_t width, size_t first) {
 
 }  // namespace
 
+bool StatementShape::SameAs(const StatementShape& o, const std::string& o_schema,
+                            const std::string& o_table) const {
+  return relation_oid == o.relation_oid && schema_version == o.schema_version && kind == o.kind &&
+         columns == o.columns && null_keys == o.null_keys && *table == o_table &&
+         *schema == o_schema;
+}
+
 void Statement::AddText(std::string_view v) {
   starts.push_back(static_cast<int32_t>(values.size()));
   values.append(v);
@@ -137,7 +175,7 @@ std::string QualifiedTable(const v1::ChangeEvent& ev) {
   return QuoteIdent(ev.relation().schema()) + "." + QuoteIdent(ev.relation().table());
 }
 
-Result<Statement> ApplyStatement(const v1::ChangeEvent& ev) {
+Result<Statement> ApplyStatement(const v1::ChangeEvent& ev, ShapeCache* shapes) {
   Statement st;
   switch (ev.op()) {
     case v1::OP_INSERT:
@@ -154,18 +192,33 @@ Result<Statement> ApplyStatement(const v1::ChangeEvent& ev) {
     }
     case v1::OP_UPDATE: {
       LIFELINE_RETURN_IF_ERROR(CheckWidth(ev, ev.after()));
-      const v1::Row* key_row = KeySource(ev);
-      std::string sets;
       const auto& cols = ev.relation().columns();
+      StatementShape shape = ShapeOf(ev, 'S');
       for (int i = 0; i < cols.size(); ++i) {
         if (!IsValue(ev.after().values(i))) continue;
         st.Add(ev.after().values(i));
-        sets += (sets.empty() ? "" : ", ") + QuoteIdent(cols[i].name()) + " = $" +
-                std::to_string(st.params());
+        if (i < 64) shape.columns |= uint64_t{1} << i;
       }
-      if (sets.empty()) return Statement();
-      st.sql = "UPDATE " + QualifiedTable(ev) + " SET " + sets + " WHERE ";
-      LIFELINE_RETURN_IF_ERROR(KeyPredicate(ev, *key_row, &st));
+      if (st.params() == 0) return Statement();
+      // A new row with values: its key (or the old one, when sent) finds the row.
+      const v1::Row& key_row = *KeySource(ev);
+      bool keyed = false;
+      for (int i = 0; i < cols.size(); ++i) {
+        if (!cols[i].key()) continue;
+        keyed = true;
+        if (i >= key_row.values_size() || !IsValue(key_row.values(i))) {
+          return Status::Corruption("event seq " + std::to_string(ev.seq()) + ": key column " +
+                                    cols[i].name() + " has no value");
+        }
+        if (key_row.values(i).kind_case() == v1::Value::kText) {
+          st.AddText(key_row.values(i).text());
+        } else if (i < 64) {
+          shape.null_keys |= uint64_t{1} << i;
+        }
+      }
+      if (!keyed) return NoKeyColumns(ev);
+      auto build = [&] { return UpdateText(ev, key_row); };
+      st.sql = shapes != nullptr && cols.size() <= 64 ? shapes->Text(shape, build) : build();
       return st;
     }
     case v1::OP_DELETE: {
@@ -223,8 +276,8 @@ bool StatementRun::TryAdd(const v1::ChangeEvent& ev) {
   if (!upsert && ev.op() != v1::OP_DELETE) return false;
   const v1::Row& row = upsert ? ev.after() : ev.before();
   const auto& cols = ev.relation().columns();
-  if (row.values_size() != cols.size()) return false;
-  std::string signature = QualifiedTable(ev) + (upsert ? " U" : " D");
+  if (row.values_size() != cols.size() || cols.size() > 64) return false;
+  StatementShape shape = ShapeOf(ev, upsert ? 'U' : 'D');
   std::string key;
   size_t width = 0;
   for (int i = 0; i < cols.size(); ++i) {
@@ -236,15 +289,16 @@ bool StatementRun::TryAdd(const v1::ChangeEvent& ev) {
       key += '\0';
     }
     if (upsert || cols[i].key()) {
-      signature += " ";
-      signature += QuoteIdent(cols[i].name());
+      shape.columns |= uint64_t{1} << i;
       ++width;
     }
   }
   if (key.empty()) return false;
-  if (signature != signature_) {
-    if (!signature_.empty()) return false;
-    signature_ = std::move(signature);
+  if (shape_.kind == 0) {
+    shape_ = shape;
+    schema_ = ev.relation().schema();
+    table_ = ev.relation().table();
+    shape_.schema = shape_.table = nullptr;
     width_ = width;
     if (upsert) {
       UpsertParts p = PartsOf(ev, row);
@@ -258,7 +312,7 @@ bool StatementRun::TryAdd(const v1::ChangeEvent& ev) {
       head_ = "DELETE FROM " + QualifiedTable(ev) + " WHERE (" + keys + ") IN (";
       tail_ = ")";
     }
-  } else if (keys_.count(key)) {
+  } else if (!shape.SameAs(shape_, schema_, table_) || keys_.count(key)) {
     return false;
   }
   keys_.insert(std::move(key));
@@ -295,7 +349,7 @@ void StatementRun::TakeInto(std::vector<Statement>* out) {
       row += n;
     }
   }
-  signature_.clear();
+  shape_ = StatementShape();
   head_.clear();
   tail_.clear();
   width_ = 0;

@@ -33,10 +33,56 @@ struct Statement {
 // "schema"."table" of the event's relation.
 std::string QualifiedTable(const v1::ChangeEvent& ev);
 
+// What decides a statement's text besides its kind: the relation (by oid, schema version and
+// name) and which of its columns the row sends (bit i: column i has a value, or for a key column
+// of an UPDATE's old key, is NULL). Relations of more than 64 columns have no shape.
+struct StatementShape {
+  uint32_t relation_oid = 0, schema_version = 0;
+  char kind = 0;  // 'U' upsert, 'D' delete, 'S' update
+  uint64_t columns = 0;
+  uint64_t null_keys = 0;  // UPDATE: key columns whose old value is NULL (IS NULL, no parameter)
+  const std::string* schema = nullptr;  // the event's own strings: compared, never kept
+  const std::string* table = nullptr;
+  bool SameAs(const StatementShape& o, const std::string& o_schema,
+              const std::string& o_table) const;
+};
+
+// Statement texts already built, by shape: a stream repeats a few shapes millions of times, and
+// quoting every column name again for each row costs more than the row's values.
+class ShapeCache {
+ public:
+  // The text of `shape`, built by `build` the first time it is asked for; valid until the next
+  // call.
+  template <typename Build>
+  const std::string& Text(const StatementShape& shape, Build&& build) {
+    for (const Entry& e : entries_) {
+      if (shape.SameAs(e.shape, e.schema, e.table)) return e.sql;
+    }
+    if (entries_.size() >= kMaxShapes) entries_.clear();
+    Entry& e = entries_.emplace_back();
+    e.shape = shape;
+    e.schema = *shape.schema;
+    e.table = *shape.table;
+    e.shape.schema = e.shape.table = nullptr;
+    e.sql = build();
+    return e.sql;
+  }
+
+ private:
+  static constexpr size_t kMaxShapes = 64;
+  struct Entry {
+    StatementShape shape;
+    std::string schema, table, sql;
+  };
+  std::vector<Entry> entries_;
+};
+
 // The statement applying `ev`. Empty sql for events that change no rows (heartbeat, marker).
 // INSERT and SNAPSHOT are upserts on the key; UPDATE sets only the columns sent (never an
-// unchanged-TOAST column) and finds the row by its old key when the key changed.
-[[nodiscard]] Result<Statement> ApplyStatement(const v1::ChangeEvent& ev);
+// unchanged-TOAST column) and finds the row by its old key when the key changed. With `shapes`,
+// texts of shapes seen before are reused.
+[[nodiscard]] Result<Statement> ApplyStatement(const v1::ChangeEvent& ev,
+                                               ShapeCache* shapes = nullptr);
 
 // INSERT ... ON CONFLICT DO NOTHING of a row image as SQL text ending in ';' (for --only-missing).
 [[nodiscard]] Result<std::string> InsertIfMissingStatement(const v1::ChangeEvent& ev,
@@ -58,7 +104,8 @@ class StatementRun {
   size_t rows() const { return rows_; }
 
  private:
-  std::string signature_;  // table, kind and columns; empty: no run
+  StatementShape shape_;  // kind 0: no run
+  std::string schema_, table_;
   std::string head_, tail_;
   size_t width_ = 0;  // parameters per row
   Statement values_;  // the rows' parameters, row after row

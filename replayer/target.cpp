@@ -215,6 +215,7 @@ Status Target::Lost() const {
 Status Target::Send(std::shared_ptr<const std::vector<Statement>> statements) {
   if (in_flight_) return Status::Internal("applying to the target: a batch is already in flight");
   error_.clear();
+  sqlstate_.clear();
   preparing_.clear();
   if (PQsendQueryParams(apply_.get(), "BEGIN", 0, nullptr, nullptr, nullptr, nullptr, 0) != 1) {
     return Lost();
@@ -279,7 +280,11 @@ Result<bool> Target::ReadResults() {
     }
     idle = 0;
     ExecStatusType s = PQresultStatus(r);
-    if (s == PGRES_FATAL_ERROR && error_.empty()) error_ = ErrorText(PQresultErrorMessage(r));
+    if (s == PGRES_FATAL_ERROR && error_.empty()) {
+      error_ = ErrorText(PQresultErrorMessage(r));
+      const char* state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+      sqlstate_ = state != nullptr ? state : "";
+    }
     PQclear(r);
     if (s == PGRES_PIPELINE_SYNC) return true;
   }
@@ -321,7 +326,10 @@ Result<bool> Target::Finished(bool wait) {
   // left aborted: end it before the connection is used again.
   for (const auto& sql : preparing_) prepared_.erase(sql);
   preparing_.clear();
-  std::string error = error_;
+  std::string error = error_, sqlstate = sqlstate_;
+  // The ROLLBACK round below reads its own results; a stale error would roll back again forever.
+  error_.clear();
+  sqlstate_.clear();
   if (PQsendQueryParams(c, "ROLLBACK", 0, nullptr, nullptr, nullptr, nullptr, 0) != 1 ||
       PQpipelineSync(c) != 1) {
     return Lost();
@@ -330,7 +338,10 @@ Result<bool> Target::Finished(bool wait) {
   sent_all_ = true;
   auto rolled_back = Finished(true);
   if (!rolled_back.ok()) return rolled_back.status();
-  return ClassifyPostgresError(error, "applying to the target");
+  // A change the target refuses (a constraint, a value) fails the same way on every retry: stop
+  // with the position held, so it can be fixed and the stream resumed where it stopped.
+  return ClassifyPostgresError(
+      error, "applying to the target (rolled back; the stored position is held)", sqlstate);
 }
 
 Statement Target::PositionStatement(const std::string& stream, const ReplayPosition& p) {

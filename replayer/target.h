@@ -95,6 +95,7 @@ class Target {
   bool sent_all_ = true;  // COMMIT and the sync handed to libpq too
   bool flushed_ = true;   // libpq holds nothing unsent
   std::string error_;     // first error of the batch in flight
+  std::string sqlstate_;  // and its SQLSTATE
   bool lost_ = false;     // the connection broke during it
 };
 

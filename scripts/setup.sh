@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(
-  build-essential cmake ninja-build pkg-config clang-format
+  build-essential cmake ninja-build pkg-config clang-format clang libclang-rt-14-dev
   librdkafka-dev libpq-dev libpqxx-dev libprotobuf-dev protobuf-compiler librocksdb-dev
   libspdlog-dev libcli11-dev libyaml-cpp-dev libcpp-httplib-dev libgtest-dev libgmock-dev libssl-dev
   postgresql-15 postgresql-15-postgis-3 kcat chromium jq

@@ -4,44 +4,12 @@
 #include <librdkafka/rdkafka.h>
 #include <spdlog/spdlog.h>
 
-#include <cctype>
 #include <chrono>
 #include <thread>
 
+#include "common/kafka_config.h"
+
 namespace lifeline::shipper {
-namespace {
-
-struct ConfDeleter {
-  void operator()(rd_kafka_conf_t* c) const { rd_kafka_conf_destroy(c); }
-};
-
-Status SetProperty(rd_kafka_conf_t* conf, const std::string& key, const std::string& value,
-                   bool from_user) {
-  char err[512];
-  rd_kafka_conf_res_t res = rd_kafka_conf_set(conf, key.c_str(), value.c_str(), err, sizeof err);
-  if (res == RD_KAFKA_CONF_OK) return Status::Ok();
-  // Never echo the value: it may be a SASL password. librdkafka quotes it in its message.
-  std::string message = err;
-  for (size_t at; !value.empty() && (at = message.find(value)) != std::string::npos;) {
-    message.replace(at, value.size(), "<value>");
-  }
-  return Status::InvalidArgument(
-      std::string(res == RD_KAFKA_CONF_UNKNOWN ? "unknown Kafka property '"
-                                               : "invalid value for Kafka property '") +
-      key + "': " + message + (from_user ? "; fix or remove this --kafka-property" : ""));
-}
-
-// The leading property-name characters of a malformed argument, never the rest (a secret).
-std::string PropertyNameOf(const std::string& arg) {
-  size_t n = 0;
-  while (n < arg.size() && (std::isalnum(static_cast<unsigned char>(arg[n])) || arg[n] == '.' ||
-                            arg[n] == '_' || arg[n] == '-')) {
-    ++n;
-  }
-  return arg.substr(0, n);
-}
-
-}  // namespace
 
 KafkaProducer::~KafkaProducer() {
   if (rk_ != nullptr) {
@@ -67,33 +35,22 @@ Result<std::unique_ptr<KafkaProducer>> KafkaProducer::Create(const ProducerConfi
                                                              DeliveryCallback on_delivery) {
   if (config.brokers.empty()) return Status::InvalidArgument("no --kafka-brokers given");
   if (config.topic.empty()) return Status::InvalidArgument("no --topic given");
-  std::unique_ptr<rd_kafka_conf_t, ConfDeleter> conf(rd_kafka_conf_new());
-  const std::pair<const char*, std::string> defaults[] = {
+  const std::vector<KafkaProperty> defaults = {
       {"bootstrap.servers", config.brokers},
-      {"enable.idempotence", "true"},
-      {"acks", "all"},
       {"compression.codec", "lz4"},
       {"linger.ms", "5"},
       // Java-compatible key hashing, so other clients agree on a key's partition.
       {"partitioner", "murmur2_random"},
-      // Never give up on a record: an outage only delays it. The spool holds what is unsent.
-      {"message.timeout.ms", "0"},
-      // A failed batch stops the producer rather than letting later records land ahead of it;
-      // the shipper then re-ships from its cursor with a new producer.
-      {"enable.gapless.guarantee", "true"},
       {"queue.buffering.max.messages", "200000"},
       {"client.id", "lifeline-shipper"},
+      // Back within a second of the brokers' return (librdkafka's default backs off up to 10 s):
+      // every second away after an outage adds to the recovery point.
+      {"reconnect.backoff.max.ms", "1000"},
   };
-  for (const auto& [k, v] : defaults)
-    LIFELINE_RETURN_IF_ERROR(SetProperty(conf.get(), k, v, false));
-  for (const auto& kv : config.properties) {
-    size_t eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      return Status::InvalidArgument("malformed --kafka-property starting '" + PropertyNameOf(kv) +
-                                     "': expected key=value, e.g. security.protocol=SASL_SSL");
-    }
-    LIFELINE_RETURN_IF_ERROR(SetProperty(conf.get(), kv.substr(0, eq), kv.substr(eq + 1), true));
-  }
+  // What the delivery guarantee rests on is set after the user's properties, so none undoes it.
+  LIFELINE_ASSIGN_OR_RETURN(
+      KafkaConf conf,
+      BuildKafkaConf(defaults, config.properties, FixedKafkaProperties(KafkaRole::kProducer)));
   std::unique_ptr<KafkaProducer> p(new KafkaProducer());
   p->config_ = config;
   p->topic_ = config.topic;
@@ -118,18 +75,22 @@ Result<std::unique_ptr<KafkaProducer>> KafkaProducer::Create(const ProducerConfi
 
 namespace {
 
-// Partition count of `topic` from a metadata request (0: absent or unknown), and the error.
+// Partition count of `topic` from the all-topics metadata (0: absent), and the error name
+// ("NO_ERROR" when the list was read). Asking for the topic by name would create it, with the
+// broker's default partition count, on clusters that auto-create topics.
 int TopicPartitions(rd_kafka_t* rk, const std::string& topic, std::string* error) {
-  rd_kafka_topic_t* t = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
   const rd_kafka_metadata_t* md = nullptr;
-  rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, t, &md, 5000);
+  rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, nullptr, &md, 5000);
   int partitions = 0;
-  if (err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1) {
-    err = md->topics[0].err;
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) partitions = md->topics[0].partition_cnt;
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    for (int i = 0; i < md->topic_cnt; ++i) {
+      if (topic != md->topics[i].topic) continue;
+      err = md->topics[i].err;
+      if (err == RD_KAFKA_RESP_ERR_NO_ERROR) partitions = md->topics[i].partition_cnt;
+      break;
+    }
   }
   if (md != nullptr) rd_kafka_metadata_destroy(md);
-  rd_kafka_topic_destroy(t);
   *error = rd_kafka_err2name(err);
   return partitions;
 }
@@ -176,10 +137,19 @@ Status KafkaProducer::EnsureTopic(int timeout_ms) {
   while (std::chrono::steady_clock::now() < deadline) {
     int partitions = TopicPartitions(rk_, topic_, &last_error);
     if (partitions > 0) {
-      spdlog::info("topic {} has {} partition(s)", topic_, partitions);
+      if (partitions != config_.partitions) {
+        spdlog::warn(
+            "topic {} exists with {} partition(s), not the {} of --topic-partitions (which applies "
+            "only to a topic lifeline creates); using it as it is",
+            topic_, partitions, config_.partitions);
+      } else {
+        spdlog::info("topic {} has {} partition(s)", topic_, partitions);
+      }
       return Status::Ok();
     }
-    if (!create_tried && last_error == "UNKNOWN_TOPIC_OR_PART") {
+    // Absent from a list that was read: create it. A topic listed with an error (its leader being
+    // elected, say) is waited for.
+    if (!create_tried && last_error == "NO_ERROR") {
       create_tried = true;
       std::string message;
       rd_kafka_resp_err_t code =
@@ -188,6 +158,7 @@ Status KafkaProducer::EnsureTopic(int timeout_ms) {
         spdlog::info("created topic {} ({} partition(s))", topic_, config_.partitions);
         continue;
       }
+      if (code == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) continue;  // made meanwhile elsewhere
       if (code == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
           code == RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED ||
           code == RD_KAFKA_RESP_ERR_INVALID_REPLICATION_FACTOR ||
@@ -198,12 +169,16 @@ Status KafkaProducer::EnsureTopic(int timeout_ms) {
                                        "; create it beforehand or fix --topic-partitions / "
                                        "--topic-replication-factor");
       }
-      spdlog::warn("creating topic {}: {} {}", topic_, rd_kafka_err2name(code), message);
+      spdlog::warn(
+          "creating topic {}: {} {}; retrying (where clients may not create topics, create it "
+          "beforehand with the partitions wanted)",
+          topic_, rd_kafka_err2name(code), message);
+      create_tried = false;  // transient (a broker down, a timeout): try again on the next round
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
   return Status::Unavailable("topic " + topic_ + " is not available on " + config_.brokers + ": " +
-                             last_error);
+                             (last_error == "NO_ERROR" ? "not created in time" : last_error));
 }
 
 Status KafkaProducer::Produce(const KafkaRecord& record) {

@@ -17,7 +17,8 @@ namespace lifeline::shipper {
 struct ProducerConfig {
   std::string brokers;
   std::string topic;
-  // key=value librdkafka properties (security.protocol, sasl.*, ssl.*, ...); they override ours.
+  // key=value librdkafka properties (security.protocol, sasl.*, ssl.*, ...); they override our
+  // defaults, never the settings the delivery guarantee rests on (common/kafka_config.h).
   std::vector<std::string> properties;
   int partitions = 1;           // for a topic that does not exist yet
   int replication_factor = -1;  // -1: the cluster's default
@@ -32,8 +33,10 @@ class KafkaProducer {
   // Fails with InvalidArgument naming the property when a property is unknown or invalid.
   [[nodiscard]] static Result<std::unique_ptr<KafkaProducer>> Create(const ProducerConfig& config,
                                                                      DeliveryCallback on_delivery);
-  // Creates the topic if missing; checks an existing one. Retries while brokers are unreachable
-  // up to `timeout_ms`.
+  // Creates the topic with `partitions` and `replication_factor` if the cluster's topic list lacks
+  // it (never by naming it in a metadata request, which auto-creates it on some clusters); uses an
+  // existing one as it is, warning if its partition count differs. Retries while brokers are
+  // unreachable up to `timeout_ms`.
   [[nodiscard]] Status EnsureTopic(int timeout_ms);
   // Enqueues a record. Unavailable("queue full") is backpressure: Poll and try again.
   [[nodiscard]] Status Produce(const KafkaRecord& record);

@@ -116,6 +116,10 @@ struct EventView {
   bool has_after = false;
   std::vector<ValueView> before;
   std::vector<ValueView> after;
+  bool sealed = false;
+  std::string_view key_id;
+  bool has_record_key = false;
+  std::string_view record_key;
 
   void Clear() {
     std::vector<ColumnView> c = std::move(columns);
@@ -214,6 +218,17 @@ bool ScanRow(std::string_view bytes, std::vector<ValueView>& values) {
   });
 }
 
+bool ScanSealed(std::string_view bytes, EventView& ev) {
+  return ScanMessage(bytes, [&](WireReader& r, uint32_t field, int wt) {
+    if (wt == kLengthDelimited && field == 1) return r.Text(&ev.key_id);
+    if (wt == kLengthDelimited && field == 4) {
+      ev.has_record_key = true;
+      return r.Text(&ev.record_key);
+    }
+    return r.Skip(wt);
+  });
+}
+
 bool ScanEvent(std::string_view bytes, EventView& ev) {
   return ScanMessage(bytes, [&](WireReader& r, uint32_t field, int wt) {
     std::string_view s;
@@ -240,6 +255,9 @@ bool ScanEvent(std::string_view bytes, EventView& ev) {
         return r.Bytes(&s) && ScanRow(s, ev.after);
       case 15:  // message: a string
         return r.Text(&s);
+      case 17:
+        ev.sealed = true;
+        return r.Bytes(&s) && ScanSealed(s, ev);
       default:
         return r.Skip(wt);
     }
@@ -248,6 +266,10 @@ bool ScanEvent(std::string_view bytes, EventView& ev) {
 
 // RecordKey over the view; the two must agree (tests/shipper checks them against each other).
 std::optional<std::string> ViewKey(const EventView& ev) {
+  if (ev.sealed) {
+    if (!ev.has_record_key) return std::nullopt;
+    return std::string(ev.record_key);
+  }
   const std::vector<ValueView>* row = nullptr;
   if (ev.op == v1::OP_DELETE) {
     row = ev.has_before ? &ev.before : nullptr;
@@ -281,27 +303,7 @@ std::optional<std::string> ViewKey(const EventView& ev) {
 }  // namespace
 
 std::optional<std::string> RecordKey(const v1::ChangeEvent& event) {
-  const v1::Row* row = nullptr;
-  if (event.op() == v1::OP_DELETE) {
-    row = event.has_before() ? &event.before() : nullptr;
-  } else if (event.has_after()) {
-    row = &event.after();
-  }
-  if (row == nullptr) return std::nullopt;
-  std::vector<std::pair<std::string, std::string>> parts;
-  const auto& cols = event.relation().columns();
-  for (int i = 0; i < cols.size() && i < row->values_size(); ++i) {
-    if (!cols[i].key()) continue;
-    const auto& v = row->values(i);
-    parts.emplace_back(cols[i].name(), v.kind_case() == v1::Value::kText ? v.text() : "");
-  }
-  if (parts.empty()) return std::nullopt;
-  if (parts.size() == 1) return parts[0].second;
-  std::string json = "{";
-  for (size_t i = 0; i < parts.size(); ++i) {
-    json += (i ? "," : "") + JsonQuote(parts[i].first) + ":" + JsonQuote(parts[i].second);
-  }
-  return json + "}";
+  return RecordKeyText(event);
 }
 
 namespace {
@@ -317,6 +319,7 @@ KafkaRecord RecordFromEvent(const v1::ChangeEvent& ev, std::string bytes) {
                {"commit_lsn", Lsn(ev.commit_lsn()).ToString()},
                {"source", ev.source().system_id() + "/" + ev.source().slot_name()},
                {"schema_version", std::to_string(ev.relation().schema_version())}};
+  if (ev.has_sealed()) r.headers.emplace_back("key_id", ev.sealed().key_id());
   return r;
 }
 
@@ -344,11 +347,12 @@ Result<KafkaRecord> ToKafkaRecord(SpoolRecord record) {
   source.reserve(ev.system_id.size() + 1 + ev.slot_name.size());
   source.append(ev.system_id).append("/").append(ev.slot_name);
   // Built in place: an initializer list would copy every string once more.
-  r.headers.reserve(4);
+  r.headers.reserve(5);
   r.headers.emplace_back("seq", std::to_string(ev.seq));
   r.headers.emplace_back("commit_lsn", Lsn(ev.commit_lsn).ToString());
   r.headers.emplace_back("source", std::move(source));
   r.headers.emplace_back("schema_version", std::to_string(ev.schema_version));
+  if (ev.sealed) r.headers.emplace_back("key_id", std::string(ev.key_id));
   r.value = std::move(record.bytes);  // after the views into it are used
   return r;
 }

@@ -2,10 +2,13 @@
 //
 //   key        the row's primary-key text (one key column), or a JSON object of key column to
 //              text (several); null for events without a row (heartbeat, truncate, marker),
-//              which go to partition 0 so that they keep their place in one partition
+//              which go to partition 0 so that they keep their place in one partition. A sealed
+//              event's key is its clear Sealed.record_key (the same text), so partitioning
+//              needs no encryption key
 //   value      the serialized ChangeEvent, as spooled
 //   timestamp  commit time, milliseconds (so offsets-for-times finds a wall-clock position)
-//   headers    seq (decimal), commit_lsn ("X/Y"), source (system id/slot), schema_version
+//   headers    seq (decimal), commit_lsn ("X/Y"), source (system id/slot), schema_version, and
+//              key_id (the sealing key's id) when the event's rows are sealed
 #pragma once
 
 #include <cstdint>

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <vector>
 
 #include "common/event_format.h"
 #include "common/shutdown.h"
@@ -17,11 +18,13 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Events per spool read. Each read opens a RocksDB iterator, which costs about as much as
-// reading a thousand events, so a backlog is read in large slices.
-constexpr size_t kReadBatch = 8192;
+// Events per spool read. The reader keeps its iterator between reads, so slices can be small
+// enough that their records stay in the CPU's cache from the read to the produce.
+constexpr size_t kSliceEvents = 1024;
+constexpr size_t kSliceBytes = 4 << 20;
 using shipper::DeliveryTracker;
 using shipper::KafkaProducer;
+using shipper::KafkaRecord;
 
 class Shipper {
  public:
@@ -32,6 +35,7 @@ class Shipper {
         stop_(stop),
         metrics_(metrics),
         tracker_(spool.GetCursor(options.cursor_name)),
+        reader_(spool.NewReader()),
         events_(metrics.counter("lifeline_shipper_events_total", "Events acknowledged by Kafka")),
         bytes_(metrics.counter("lifeline_shipper_bytes_total", "Event bytes handed to Kafka")),
         unshipped_(metrics.gauge("lifeline_shipper_unshipped_events",
@@ -53,6 +57,8 @@ class Shipper {
   const std::atomic<bool>& stop_;
   Metrics& metrics_;
   DeliveryTracker tracker_;
+  std::unique_ptr<SpoolReader> reader_;
+  std::vector<KafkaRecord> slice_;  // kept, so that its value buffers are reused
   Counter& events_;
   Counter& bytes_;
   Gauge& unshipped_;
@@ -89,7 +95,7 @@ Status Shipper::Connect() {
       }));
   auto backoff = std::chrono::milliseconds(500);
   while (!stop_.load()) {
-    Status st = producer_->EnsureTopic(30'000);
+    Status st = producer_->EnsureTopic(5'000);
     if (st.ok()) return st;
     if (st.code() != StatusCode::kUnavailable) return st;
     spdlog::warn("shipper: {}; capture keeps spooling; retrying in {} ms", st.message(),
@@ -149,8 +155,25 @@ Status Shipper::Run() {
       next = tracker_.cursor() + 1;
       continue;
     }
-    LIFELINE_ASSIGN_OR_RETURN(auto batch, spool_.Read(next, kReadBatch));
-    if (batch.empty()) {
+    // The previous slice's value buffers take the next events' bytes (no allocation for them).
+    std::vector<KafkaRecord> used = std::move(slice_);
+    size_t reused = 0;
+    std::vector<KafkaRecord>& slice = slice_;
+    slice.clear();
+    slice.reserve(kSliceEvents);
+    auto read = reader_->Visit(
+        next, kSliceEvents, kSliceBytes, [&](uint64_t seq, std::string_view bytes) -> Status {
+          std::string value;
+          if (reused < used.size()) value = std::move(used[reused++].value);
+          value.assign(bytes.data(), bytes.size());
+          LIFELINE_ASSIGN_OR_RETURN(auto record,
+                                    shipper::ToKafkaRecord(SpoolRecord{seq, std::move(value)}));
+          slice.push_back(std::move(record));
+          return Status::Ok();
+        });
+    used.clear();
+    if (!read.ok() && slice.empty()) return read.status();
+    if (slice.empty()) {
       if (options_.until_drained && tracker_.in_flight() == 0 &&
           next > spool_.last_complete_seq()) {
         break;
@@ -158,9 +181,7 @@ Status Shipper::Run() {
       producer_->Poll(0);
       if (!spool_.WaitForEventsAfter(next - 1, std::chrono::milliseconds(50))) producer_->Poll(0);
     }
-    for (auto& rec : batch) {
-      size_t size = rec.bytes.size();
-      LIFELINE_ASSIGN_OR_RETURN(auto record, shipper::ToKafkaRecord(std::move(rec)));
+    for (auto& record : slice) {
       tracker_.Sent(record.seq, record.commit_time_us);
       while (true) {
         Status st = producer_->Produce(record);
@@ -173,9 +194,11 @@ Status Shipper::Run() {
         if (stop_.load()) break;
       }
       if (stop_.load() || !producer_->FatalError().ok() || delivery_failed_.load()) break;
-      bytes_.Add(size);
+      bytes_.Add(record.value.size());
       next = record.seq + 1;
     }
+    // Records before an unreadable event went out; the error stops the shipper after them.
+    if (!read.ok()) return read.status();
     producer_->Poll(0);
     StoreCursor(false);
     if (Clock::now() - last_gauges > std::chrono::milliseconds(500)) {

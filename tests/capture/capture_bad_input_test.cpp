@@ -4,6 +4,7 @@
 #include <httplib.h>
 #include <sys/mount.h>
 #include <unistd.h>
+#include <csignal>
 
 #include <chrono>
 #include <cstring>
@@ -323,6 +324,51 @@ TEST_F(CaptureBadInputIntegrationTest, SlotHeldByAnotherProcessExitsTwo) {
       },
       milliseconds(3'000)))
       << "slot lifeline was dropped after its consumer stopped";
+}
+
+// 7b. A slot held by the WAL sender of a client that stopped answering without closing its
+// connection (a frozen process looks to the server like a cut network): that sender lets go after
+// wal_sender_timeout, so a capture on a copy of its spool waits that long for the slot instead of
+// giving up after 15 s, and then streams on.
+TEST_F(CaptureBadInputIntegrationTest, SlotHeldForASilentClientIsWaitedOut) {
+  LocalPostgresOptions options;
+  options.settings = {"wal_sender_timeout = 20s"};
+  auto pg = StartSource(options);
+  ASSERT_NE(pg, nullptr);
+  std::string spool_a = tmp_.Sub("spool-a"), spool_b = tmp_.Sub("spool-b");
+  auto a = StartStreaming(pg->ConnInfo("app"), spool_a, "a.log");
+  ASSERT_NE(a, nullptr);
+  std::string old_sender =
+      Sql(*pg, "SELECT active_pid FROM pg_replication_slots WHERE slot_name = 'lifeline'");
+  ASSERT_FALSE(old_sender.empty());
+  ASSERT_EQ(::kill(a->pid(), SIGSTOP), 0);
+  // The frozen capture's spool, copied for a capture elsewhere (as off a host that hung).
+  std::filesystem::copy(spool_a, spool_b, std::filesystem::copy_options::recursive);
+  std::filesystem::remove(spool_b + "/LOCK");
+
+  LifelineDaemon b(CaptureArgs(pg->ConnInfo("app"), spool_b), tmp_.Sub("b.log"));
+  ASSERT_TRUE(b.Start());
+  // Past the 15 s a live consumer gets: still waiting.
+  EXPECT_EQ(b.WaitExit(milliseconds(20'000)), -1) << "capture gave up on a silent holder:\n"
+                                                  << b.Log();
+  EXPECT_TRUE(Contains(b.Log(), "is active for PID " + old_sender)) << b.Log();
+  // The old sender times out and the slot is taken by the new capture's sender.
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        std::string holder =
+            Sql(*pg, "SELECT active_pid FROM pg_replication_slots WHERE slot_name = 'lifeline'");
+        return !holder.empty() && holder != old_sender;
+      },
+      milliseconds(45'000)))
+      << b.Log();
+  EXPECT_FALSE(Contains(b.Log(), "another process is consuming")) << b.Log();
+  uint64_t before = SpoolLastSeq(spool_b);
+  InsertRequests(*pg, 1);
+  EXPECT_TRUE(WaitFor([&] { return SpoolLastSeq(spool_b) > before; }, milliseconds(15'000)))
+      << b.Log();
+  ::kill(a->pid(), SIGCONT);
+  a->Kill();
+  b.Kill();
 }
 
 // 8. Two captures on one spool directory.

@@ -65,6 +65,21 @@ TEST(ConfigTest, UnknownKeysAndBadYamlAreErrorsNamingTheProblem) {
   EXPECT_NE(err, "");
 }
 
+// Found by fuzz/config_fuzz: a key or list item that is itself a list or map made yaml-cpp throw
+// an exception no command catches, instead of a config error (exit code 2).
+TEST(ConfigTest, NestedKeysAndValuesAreConfigErrorsNamingTheLine) {
+  Parsed p;
+  std::string err = ParseWith("source: x\n[a, b]: c\n", {}, &p);
+  EXPECT_NE(err.find("line 2"), std::string::npos) << err;
+  EXPECT_NE(err.find("option name"), std::string::npos) << err;
+  err = ParseWith(": ratio\n", {}, &p);
+  EXPECT_NE(err.find("option name"), std::string::npos) << err;
+  err = ParseWith("table: [public.t1, {a: b}]\n", {}, &p);
+  EXPECT_NE(err.find("'table' takes plain values"), std::string::npos) << err;
+  err = ParseWith("kafka-property:\n  acks: [all]\n", {}, &p);
+  EXPECT_NE(err.find("'kafka-property' takes plain values"), std::string::npos) << err;
+}
+
 TEST(ConfigTest, SecretsComeFromTheEnvironmentOrAFile) {
   testing::TempDir tmp;
   std::ofstream(tmp.Sub("pw")) << "s3cret\n";
@@ -87,6 +102,12 @@ TEST(ConfigTest, Durations) {
   EXPECT_FALSE(ParseDurationMs("fast").ok());
   EXPECT_FALSE(ParseDurationMs("5 parsecs").ok());
   EXPECT_FALSE(ParseDurationMs("").ok());
+  // Found by fuzz/config_fuzz: past 2^63 ms the conversion to int64 was undefined.
+  auto huge = ParseDurationMs(std::string(120, '7') + "d");
+  ASSERT_FALSE(huge.ok());
+  EXPECT_NE(huge.status().message().find("too long"), std::string::npos);
+  EXPECT_EQ(huge.status().ExitCode(), 2);
+  EXPECT_EQ(*ParseDurationMs("36500d"), 36500LL * 86'400'000);
 }
 
 }  // namespace

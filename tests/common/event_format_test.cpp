@@ -13,6 +13,20 @@ TEST(EventFormatTest, TimestampsAreRfc3339UtcWithMicroseconds) {
   EXPECT_EQ(FormatTimestampUs(-1), "1969-12-31T23:59:59.999999Z");
 }
 
+// Found by fuzz/config_fuzz: %lf reads "nan", which passed the range checks and was converted to
+// an integer (undefined).
+TEST(EventFormatTest, TimestampSecondsMustBeANumberInRange) {
+  EXPECT_EQ(*ParseTimestampUs("2026-11-25T10:00:00.123456Z"), 1'795'600'800'123'456LL);
+  for (const char* bad : {"2026-11-25T10:00:nanZ", "2026-11-25 10:00:nan", "2026-11-25T10:00:infZ",
+                          "2026-11-25T10:00:61Z", "2026-11-25T10:00:-1Z"}) {
+    auto t = ParseTimestampUs(bad);
+    EXPECT_FALSE(t.ok()) << bad << " gave " << (t.ok() ? std::to_string(*t) : "");
+    if (!t.ok()) {
+      EXPECT_EQ(t.status().ExitCode(), 2) << bad;
+    }
+  }
+}
+
 TEST(EventFormatTest, JsonQuoteEscapes) {
   EXPECT_EQ(JsonQuote("a\"b\\c\n\x01"), "\"a\\\"b\\\\c\\n\\u0001\"");
   EXPECT_EQ(JsonQuote("Zoë"), "\"Zoë\"");

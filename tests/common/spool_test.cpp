@@ -154,6 +154,82 @@ TEST(SpoolTest, ReaderFollowsALiveWriter) {
   EXPECT_FALSE((*reader)->Append(txn).ok());
 }
 
+// Every (seq, bytes) a SpoolReader visits from `from`, in calls of at most `per_call` events.
+std::vector<SpoolRecord> VisitAll(SpoolReader& reader, uint64_t from, size_t per_call) {
+  std::vector<SpoolRecord> out;
+  for (int calls = 0; calls < 1000; ++calls) {
+    auto n = reader.Visit(from, per_call, 64 << 20, [&](uint64_t seq, std::string_view bytes) {
+      out.push_back({seq, std::string(bytes)});
+      return Status::Ok();
+    });
+    EXPECT_TRUE(n.ok()) << n.status().ToString();
+    if (!n.ok() || *n == 0) break;
+    EXPECT_LE(*n, per_call);
+    from = out.back().seq + 1;
+  }
+  return out;
+}
+
+TEST(SpoolTest, SequentialReaderMatchesReadAndSeesOnlyCompleteTransactions) {
+  TempDir tmp;
+  auto spool = OpenWriter(tmp.Sub("spool"));
+  ASSERT_TRUE(spool);
+  for (uint32_t xid = 1; xid <= 10; ++xid) AppendAll(*spool, SampleTransaction(xid, 3));
+  auto reader = spool->NewReader();
+  auto visited = VisitAll(*reader, 1, 4);
+  auto read = spool->Read(1, 1000);
+  ASSERT_TRUE(read.ok());
+  ASSERT_EQ(visited.size(), 30u);
+  ASSERT_EQ(read->size(), 30u);
+  for (size_t i = 0; i < visited.size(); ++i) {
+    EXPECT_EQ(visited[i].seq, i + 1);
+    EXPECT_EQ(visited[i].bytes, (*read)[i].bytes) << "seq " << i + 1;
+  }
+  // An open transaction stays invisible; once complete, the same reader goes on into it.
+  auto txn = SampleTransaction(11, 4);
+  AppendAll(*spool, std::vector<v1::ChangeEvent>(txn.begin(), txn.begin() + 2));
+  EXPECT_TRUE(VisitAll(*reader, 31, 100).empty());
+  AppendAll(*spool, std::vector<v1::ChangeEvent>(txn.begin() + 2, txn.end()));
+  auto tail = VisitAll(*reader, 31, 100);
+  ASSERT_EQ(tail.size(), 4u);
+  EXPECT_EQ(tail.front().seq, 31u);
+  EXPECT_EQ(tail.back().seq, 34u);
+  // Going back (a producer restarted at its cursor) reads the same events again.
+  auto again = VisitAll(*reader, 5, 7);
+  ASSERT_EQ(again.size(), 30u);
+  EXPECT_EQ(again.front().seq, 5u);
+  EXPECT_EQ(again[1].bytes, visited[5].bytes);
+}
+
+TEST(SpoolTest, SequentialReaderStopsAtTheByteBudgetAndOnTheVisitorsError) {
+  TempDir tmp;
+  auto spool = OpenWriter(tmp.Sub("spool"));
+  ASSERT_TRUE(spool);
+  AppendAll(*spool, SampleTransaction(1, 6));
+  auto reader = spool->NewReader();
+  size_t seen = 0;
+  auto n = reader->Visit(1, 100, 1, [&](uint64_t, std::string_view) {
+    ++seen;
+    return Status::Ok();
+  });
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 1u) << "at least one event, then the byte budget is spent";
+  std::vector<uint64_t> seqs;
+  n = reader->Visit(2, 100, 64 << 20, [&](uint64_t seq, std::string_view) {
+    if (seq == 4) return Status::Corruption("bad event 4");
+    seqs.push_back(seq);
+    return Status::Ok();
+  });
+  ASSERT_FALSE(n.ok());
+  EXPECT_EQ(n.status().code(), StatusCode::kCorruption);
+  EXPECT_EQ(seqs, (std::vector<uint64_t>{2, 3}));
+  auto rest = VisitAll(*reader, 4, 100);
+  ASSERT_EQ(rest.size(), 3u);
+  EXPECT_EQ(rest.front().seq, 4u);
+  EXPECT_TRUE(VisitAll(*reader, 7, 100).empty());
+  EXPECT_TRUE(VisitAll(*reader, 0, 100).size() == 6u) << "seq 0 reads from the first";
+}
+
 TEST(SpoolTest, ASecondWriterIsRefusedWithAClearMessage) {
   TempDir tmp;
   std::string dir = tmp.Sub("spool");

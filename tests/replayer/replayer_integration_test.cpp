@@ -1,7 +1,8 @@
 // The replayer end to end: primary -> capture -> spool or Kafka -> replay -> standby, compared
 // row for row by the test (never by lifeline's own report); exactly once through kill -9;
-// prefix consistency; poison records; schema drift; point-in-time rebuild; --dry-run; an
-// unreachable target; a wrong password; contradictory flags; windows outside the source.
+// prefix consistency; poison records; schema drift; a change the target refuses; point-in-time
+// rebuild; --dry-run; an unreachable target; a wrong password; contradictory flags; windows
+// outside the source.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -283,6 +284,39 @@ TEST_F(ReplayIntegration, SchemaDriftStopsWithTheFixAndHoldsThePosition) {
   ASSERT_TRUE(
       standby_->Psql("ALTER TABLE emergency_requests ADD COLUMN priority integer DEFAULT 3", "app")
           .ok());
+  replay = StartReplay();
+  WaitStandbyCaughtUp();
+  EXPECT_EQ(TableDigest(*standby_), TableDigest(*primary_));
+  EXPECT_EQ(replay->Stop(), 0);
+  EXPECT_EQ(capture->Stop(), 0);
+}
+
+TEST_F(ReplayIntegration, AChangeTheTargetRefusesStopsWithExitTwoAndHoldsThePosition) {
+  auto capture = StartCapture();
+  auto replay = StartReplay();
+  RunLoad("1s");
+  WaitStandbyCaughtUp();
+  uint64_t before = StandbyAppliedSeq();
+  // The standby refuses every new call: a constraint violation fails the same way on every
+  // retry, so the replayer stops instead of retrying it forever.
+  ASSERT_TRUE(standby_
+                  ->Psql("ALTER TABLE emergency_requests ADD CONSTRAINT no_new_calls CHECK "
+                         "(created_at < '" +
+                             Trim(*standby_->Psql("SELECT now()", "app")) + "')",
+                         "app")
+                  .ok());
+  RunLoad("1s");
+  EXPECT_EQ(replay->WaitExit(60s), 2) << replay->Log();
+  std::string log = replay->Log();
+  EXPECT_NE(log.find("violates check constraint \"no_new_calls\""), std::string::npos) << log;
+  EXPECT_NE(log.find("position is held"), std::string::npos) << log;
+  EXPECT_EQ(log.find("reconnecting"), std::string::npos) << "a refused change is not retried";
+  uint64_t held = StandbyAppliedSeq();
+  EXPECT_GE(held, before);
+  EXPECT_LT(held, testing::SpoolLastSeq(tmp_.Sub("spool")));
+  // Fixed on the standby, it resumes from the held position and converges.
+  ASSERT_TRUE(
+      standby_->Psql("ALTER TABLE emergency_requests DROP CONSTRAINT no_new_calls", "app").ok());
   replay = StartReplay();
   WaitStandbyCaughtUp();
   EXPECT_EQ(TableDigest(*standby_), TableDigest(*primary_));

@@ -749,5 +749,79 @@ TEST_F(ShipperKafkaIntegration, ShipRejectsABadKafkaPropertyWithoutEchoingIt) {
   }
 }
 
+// The partition count of `topic` as kcat lists it from the whole cluster's metadata (asking for the
+// topic by name could create it); 0 when it is not listed.
+int ListedPartitions(const std::string& brokers, const std::string& topic) {
+  if (testing::RequireProgram("kcat", "kcat").empty()) return 0;
+  CommandSpec spec;
+  spec.argv = {"kcat", "-L", "-b", brokers};
+  spec.timeout = 30s;
+  auto r = RunCommand(spec);
+  if (!r.ok() || r->exit_code != 0) {
+    ADD_FAILURE() << "kcat -L failed: " << (r.ok() ? r->stderr_text : r.status().ToString());
+    return 0;
+  }
+  std::string head = "topic \"" + topic + "\" with ";
+  size_t at = r->stdout_text.find(head);
+  if (at == std::string::npos) return 0;
+  return std::stoi(r->stdout_text.substr(at + head.size()));
+}
+
+// devkafka, like a broker with auto.create.topics.enable=true, creates a topic that a metadata
+// request names, with its default partition count (4). The shipper must never let that happen:
+// it looks the topic up in the list of all topics and creates it with CreateTopics and
+// --topic-partitions. devkafka's mock brokers do not serve CreateTopics, so here the topic stays
+// absent until it is made with 6 partitions beside the shipper, as CreateTopics would make it.
+TEST_F(ShipperKafkaIntegration, TopicPartitionsAreNotLostToAutoCreation) {
+  constexpr uint32_t kTxns = 40, kPerTxn = 5;
+  BuildSampleSpool(spool_dir(), kTxns, kPerTxn);
+  if (HasFatalFailure()) return;
+  ASSERT_EQ(ListedPartitions(brokers(), topic_), 0) << "the topic must not exist yet";
+  const std::vector<std::string> args = {"ship",      "--spool",
+                                         spool_dir(), "--kafka-brokers",
+                                         brokers(),   "--topic",
+                                         topic_,      "--topic-partitions",
+                                         "6",         "--topic-replication-factor",
+                                         "3",         "--until-drained"};
+  CommandResult first = testing::RunLifeline(args, "", 8'000);
+  EXPECT_TRUE(first.timed_out) << "nothing can have been shipped: "
+                               << LogSummary(first.stderr_text);
+  EXPECT_NE(first.stderr_text.find("creating topic " + topic_), std::string::npos)
+      << "CreateTopics was not tried: " << LogSummary(first.stderr_text);
+  EXPECT_EQ(ListedPartitions(brokers(), topic_), 0)
+      << "the topic was auto-created with the broker's default partition count\n"
+      << LogSummary(first.stderr_text);
+
+  ASSERT_TRUE(kafka_->CreateTopic(topic_, 6, 3).ok());
+  CommandResult second = testing::RunLifeline(args, "", 120'000);
+  ASSERT_EQ(second.exit_code, 0) << LogSummary(second.stderr_text);
+  EXPECT_NE(second.stderr_text.find("topic " + topic_ + " has 6 partition(s)"), std::string::npos)
+      << LogSummary(second.stderr_text);
+  EXPECT_EQ(ListedPartitions(brokers(), topic_), 6);
+  CheckTopic(ReadTopic(brokers(), topic_), ReadSpool(spool_dir()),
+             {.through = kTxns * kPerTxn, .partitions = 6});
+}
+
+// An existing topic is used as it is, with a warning when its partition count is not the one asked
+// for.
+TEST_F(ShipperKafkaIntegration, AnExistingTopicIsUsedAsItIsWithAWarning) {
+  ASSERT_TRUE(kafka_->CreateTopic(topic_, 2, 3).ok());
+  constexpr uint32_t kTxns = 40, kPerTxn = 5;
+  BuildSampleSpool(spool_dir(), kTxns, kPerTxn);
+  if (HasFatalFailure()) return;
+  CommandResult r =
+      testing::RunLifeline({"ship", "--spool", spool_dir(), "--kafka-brokers", brokers(), "--topic",
+                            topic_, "--topic-partitions", "6", "--until-drained"},
+                           "", 120'000);
+  ASSERT_EQ(r.exit_code, 0) << LogSummary(r.stderr_text);
+  EXPECT_NE(r.stderr_text.find("exists with 2 partition(s), not the 6 of --topic-partitions"),
+            std::string::npos)
+      << LogSummary(r.stderr_text);
+  EXPECT_EQ(r.stderr_text.find("created topic"), std::string::npos) << LogSummary(r.stderr_text);
+  EXPECT_EQ(ListedPartitions(brokers(), topic_), 2);
+  CheckTopic(ReadTopic(brokers(), topic_), ReadSpool(spool_dir()),
+             {.through = kTxns * kPerTxn, .partitions = 2});
+}
+
 }  // namespace
 }  // namespace lifeline

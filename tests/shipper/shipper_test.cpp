@@ -6,12 +6,14 @@
 #include <string>
 #include <vector>
 
+#include "common/event_seal.h"
 #include "common/lsn.h"
 #include "common/spool.h"
 #include "shipper/delivery_tracker.h"
 #include "shipper/kafka_producer.h"
 #include "shipper/kafka_record.h"
 #include "tests/support/sample_events.h"
+#include "tests/support/test_env.h"
 
 namespace lifeline::shipper {
 namespace {
@@ -324,6 +326,33 @@ TEST(ToKafkaRecord, AgreesWithAFullParseOnEveryShapeOfEvent) {
   ExpectSameAsFullParse(SpoolRecord{7, unknown}, "unknown fields");
   std::string group = ToSpoolRecord(first).bytes + std::string("\xab\x06\xac\x06", 4);
   ExpectSameAsFullParse(SpoolRecord{7, group}, "an empty group (field 101)");
+}
+
+// A sealed event keeps its record's key (the clear Sealed.record_key, equal to the clear event's
+// key) and names its key in a header.
+TEST(ToKafkaRecord, SealedEventsKeepTheirKeyAndNameTheirKeyId) {
+  testing::TempDir dir;
+  const std::string key_file = dir.Sub("2026-11.key");
+  ASSERT_TRUE(WriteNewKeyFile(key_file).ok());
+  auto ring = Keyring::Load({key_file});
+  ASSERT_TRUE(ring.ok());
+  std::vector<v1::ChangeEvent> cases = {
+      RowEvent(v1::OP_INSERT, {{"id", true}, {"v", false}}, {"1", "x"}),
+      RowEvent(v1::OP_UPDATE, {{"t", true}, {"v", false}, {"n", true}}, {"acme", "x", "42"}),
+      RowEvent(v1::OP_DELETE, {{"id", true}}, {"4"}),
+      RowEvent(v1::OP_INSERT, {{"a", false}}, {"1"})};
+  for (const v1::ChangeEvent& clear : cases) {
+    v1::ChangeEvent sealed = clear;
+    ASSERT_TRUE(ring->Seal(sealed).ok());
+    ASSERT_TRUE(sealed.has_sealed());
+    SpoolRecord rec = ToSpoolRecord(sealed);
+    auto r = ToKafkaRecord(rec);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->key, RecordKey(clear));
+    EXPECT_EQ(r->value, rec.bytes);
+    ASSERT_EQ(r->headers.size(), 5u);
+    EXPECT_EQ(r->headers.back(), std::make_pair(std::string("key_id"), std::string("2026-11")));
+  }
 }
 
 TEST(ToKafkaRecord, RejectsWhatTheFullParserRejects) {

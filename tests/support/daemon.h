@@ -18,6 +18,7 @@ class LifelineDaemon {
                  std::vector<std::string> extra_env = {});
   bool Start();  // ADD_FAILURE on error
   bool running() { return child_.running(); }
+  pid_t pid() const { return child_.pid(); }
   void Kill();  // SIGKILL and reap
   int Stop();   // SIGTERM, wait up to 30 s, return the exit code (-1 on timeout)
   // Waits up to `timeout` for the child to exit; its exit code, or -1 if still running.
