@@ -1,7 +1,7 @@
 // Lsn parsing and formatting.
 #include "common/lsn.h"
 
-#include <cstdio>
+#include <charconv>
 
 namespace lifeline {
 namespace {
@@ -40,10 +40,15 @@ Result<Lsn> Lsn::Parse(std::string_view text) {
 }
 
 std::string Lsn::ToString() const {
+  // As PostgreSQL prints it ("%X/%X"), without printf: the shipper formats one per record.
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%X/%X", static_cast<uint32_t>(value_ >> 32),
-                static_cast<uint32_t>(value_));
-  return buf;
+  char* end = std::to_chars(buf, buf + 16, static_cast<uint32_t>(value_ >> 32), 16).ptr;
+  *end++ = '/';
+  end = std::to_chars(end, buf + sizeof buf, static_cast<uint32_t>(value_), 16).ptr;
+  for (char* c = buf; c != end; ++c) {
+    if (*c >= 'a' && *c <= 'f') *c = static_cast<char>(*c - 'a' + 'A');
+  }
+  return std::string(buf, end);
 }
 
 }  // namespace lifeline

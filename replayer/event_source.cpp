@@ -183,9 +183,7 @@ class KafkaSource : public EventSource {
       auto it = o.start_offsets.find(p);
       rd_kafka_topic_partition_list_add(list, o.topic.c_str(), p)->offset =
           it != o.start_offsets.end() ? it->second : RD_KAFKA_OFFSET_BEGINNING;
-      queues_[p];
-      eof_[p] = false;
-      consumed_[p] = it != o.start_offsets.end() ? it->second : 0;
+      partitions_.emplace_back().consumed = it != o.start_offsets.end() ? it->second : 0;
     }
     rd_kafka_resp_err_t e = rd_kafka_assign(rk_, list);
     rd_kafka_topic_partition_list_destroy(list);
@@ -205,7 +203,7 @@ class KafkaSource : public EventSource {
         return ready;
       }
       bool all_eof = true;
-      for (const auto& [p, eof] : eof_) all_eof = all_eof && eof && queues_[p].empty();
+      for (const auto& q : partitions_) all_eof = all_eof && q.eof && q.events.empty();
       *at_end = all_eof;
       auto now = std::chrono::steady_clock::now();
       if (now >= deadline) return std::optional<SourcedEvent>();
@@ -214,7 +212,14 @@ class KafkaSource : public EventSource {
           rd_kafka_consumer_poll(rk_, static_cast<int>(std::min<int64_t>(left.count(), 100)));
       NoteBrokerErrors();
       if (m == nullptr) continue;
-      if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      if (m->partition < 0 || static_cast<size_t>(m->partition) >= partitions_.size()) {
+        // Not one of the assigned partitions: a client-level error, or a message for no partition.
+        if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+          spdlog::warn("replay: Kafka: {}", rd_kafka_message_errstr(m));
+          ForgetPartitionEnds();
+        }
+      } else if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR &&
+                 m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
         spdlog::warn("replay: Kafka: {}", rd_kafka_message_errstr(m));
         ForgetPartitionEnds();
       } else {
@@ -224,14 +229,15 @@ class KafkaSource : public EventSource {
           recovering_ = false;
           waiting_since_ = std::chrono::steady_clock::now();
         }
+        PartitionQueue& q = partitions_[static_cast<size_t>(m->partition)];
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-          eof_[m->partition] = true;
+          q.eof = true;
         } else {
-          eof_[m->partition] = false;
+          q.eof = false;
           RecordPosition pos{options_.topic, m->partition, m->offset};
-          consumed_[m->partition] = m->offset + 1;
+          q.consumed = m->offset + 1;
           ++records_read_;
-          queues_[m->partition].push_back(
+          q.events.push_back(
               pool_.Parse(pos, std::string_view(static_cast<const char*>(m->payload), m->len)));
         }
       }
@@ -241,8 +247,9 @@ class KafkaSource : public EventSource {
 
   std::map<int32_t, int64_t> NextOffsets() const override {
     std::map<int32_t, int64_t> out;
-    for (const auto& [p, q] : queues_) {
-      out[p] = q.empty() ? consumed_.at(p) : q.front().position.offset;
+    for (size_t p = 0; p < partitions_.size(); ++p) {
+      const PartitionQueue& q = partitions_[p];
+      out[static_cast<int32_t>(p)] = q.events.empty() ? q.consumed : q.events.front().position.offset;
     }
     return out;
   }
@@ -257,7 +264,7 @@ class KafkaSource : public EventSource {
   void ForgetPartitionEnds() {
     waiting_since_ = std::chrono::steady_clock::now();
     recovering_ = true;
-    for (auto& [p, eof] : eof_) eof = false;
+    for (auto& q : partitions_) q.eof = false;
   }
   void NoteBrokerErrors() {
     uint64_t errors = broker_errors_.load();
@@ -269,9 +276,10 @@ class KafkaSource : public EventSource {
   EventPool pool_;
   // The next record in seq order, if it can be decided now.
   std::optional<SourcedEvent> TakeReady() {
-    int32_t best = -1;
+    PartitionQueue* best = nullptr;
     uint64_t best_seq = UINT64_MAX;
-    for (auto& [p, q] : queues_) {
+    for (auto& partition : partitions_) {
+      std::deque<SourcedEvent>& q = partition.events;
       // Records below the expected seq are duplicates (a re-ship): pass them over.
       while (!q.empty() && q.front().event && q.front().event->seq() < expected_) {
         pool_.Recycle(std::move(q.front()));
@@ -285,10 +293,13 @@ class KafkaSource : public EventSource {
       }
       if (q.front().event->seq() < best_seq) {
         best_seq = q.front().event->seq();
-        best = p;
+        best = &partition;
+        // Nothing can come before the expected seq: the rest need not be looked at now (a
+        // merge of many partitions would otherwise scan them all for every event).
+        if (best_seq == expected_) break;
       }
     }
-    if (best < 0) return std::nullopt;
+    if (best == nullptr) return std::nullopt;
     if (best_seq != expected_) {
       // A later seq: the expected one may still come from a partition that has not caught up.
       auto now = std::chrono::steady_clock::now();
@@ -301,21 +312,24 @@ class KafkaSource : public EventSource {
       if (now - waiting_since_ < options_.gap_timeout) return std::nullopt;
       // And only once every partition that could still hold it has been read to its end since
       // (after an outage a partition may reconnect well after the others).
-      for (const auto& [p, q] : queues_) {
-        if (q.empty() && !eof_[p]) return std::nullopt;
+      for (const auto& q : partitions_) {
+        if (q.events.empty() && !q.eof) return std::nullopt;
       }
     }
-    SourcedEvent ev = std::move(queues_[best].front());
-    queues_[best].pop_front();
+    SourcedEvent ev = std::move(best->events.front());
+    best->events.pop_front();
     expected_ = ev.event->seq() + 1;
     return ev;
   }
 
   KafkaSourceOptions options_;
   rd_kafka_t* rk_ = nullptr;
-  std::map<int32_t, std::deque<SourcedEvent>> queues_;
-  std::map<int32_t, bool> eof_;
-  std::map<int32_t, int64_t> consumed_;
+  struct PartitionQueue {
+    std::deque<SourcedEvent> events;  // read, not yet handed out
+    bool eof = false;                 // read to its end (since the last broker error)
+    int64_t consumed = 0;             // offset after the last record read
+  };
+  std::vector<PartitionQueue> partitions_;  // indexed by partition
   uint64_t expected_ = 1;
   uint64_t records_read_ = 0;
   uint64_t waiting_for_ = 0;

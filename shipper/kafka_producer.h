@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
@@ -25,7 +26,7 @@ struct ProducerConfig {
 };
 
 // Called from Poll() with each record's seq and its outcome; "" on success, else the error name.
-using DeliveryCallback = std::function<void(uint64_t seq, const std::string& error)>;
+using DeliveryCallback = std::function<void(uint64_t seq, std::string_view error)>;
 
 class KafkaProducer {
  public:

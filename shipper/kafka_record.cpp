@@ -5,6 +5,7 @@
 
 #include <google/protobuf/stubs/common.h>
 
+#include <charconv>
 #include <string_view>
 
 #include "common/event_format.h"
@@ -57,10 +58,14 @@ class WireReader {
     return true;
   }
 
-  // A proto3 string: valid UTF-8, as the full parser insists.
+  // A proto3 string: valid UTF-8, as the full parser insists. ASCII (most text here) is, so only
+  // other text takes the full check.
   bool Text(std::string_view* out) {
-    return Bytes(out) && google::protobuf::internal::IsStructurallyValidUTF8(
-                             out->data(), static_cast<int>(out->size()));
+    if (!Bytes(out)) return false;
+    unsigned char high = 0;
+    for (char c : *out) high |= static_cast<unsigned char>(c);
+    return (high & 0x80) == 0 || google::protobuf::internal::IsStructurallyValidUTF8(
+                                     out->data(), static_cast<int>(out->size()));
   }
 
   bool Skip(int wire_type) {
@@ -120,6 +125,8 @@ struct EventView {
   std::string_view key_id;
   bool has_record_key = false;
   std::string_view record_key;
+  bool has_source = false;
+  bool has_relation = false;
 
   void Clear() {
     std::vector<ColumnView> c = std::move(columns);
@@ -229,7 +236,47 @@ bool ScanSealed(std::string_view bytes, EventView& ev) {
   });
 }
 
+// The source and relation of consecutive events are the same bytes as a rule (one source, a few
+// tables): scanned once, their views (into a copy kept here) serve every event that repeats them.
+struct SubMessageMemo {
+  std::string source_bytes;
+  bool source_valid = false;
+  std::string_view system_id, slot_name;
+  std::string relation_bytes;
+  bool relation_valid = false;
+  EventView relation;  // its columns and schema_version, pointing into relation_bytes
+};
+
+bool ScanSourceMemo(std::string_view bytes, SubMessageMemo& memo, EventView& ev) {
+  if (!memo.source_valid || bytes != memo.source_bytes) {
+    memo.source_valid = false;
+    memo.source_bytes.assign(bytes);
+    EventView scanned;
+    if (!ScanSource(memo.source_bytes, scanned)) return false;
+    memo.system_id = scanned.system_id;
+    memo.slot_name = scanned.slot_name;
+    memo.source_valid = true;
+  }
+  ev.system_id = memo.system_id;
+  ev.slot_name = memo.slot_name;
+  return true;
+}
+
+bool ScanRelationMemo(std::string_view bytes, SubMessageMemo& memo, EventView& ev) {
+  if (!memo.relation_valid || bytes != memo.relation_bytes) {
+    memo.relation_valid = false;
+    memo.relation_bytes.assign(bytes);
+    memo.relation.Clear();
+    if (!ScanRelation(memo.relation_bytes, memo.relation)) return false;
+    memo.relation_valid = true;
+  }
+  ev.schema_version = memo.relation.schema_version;
+  ev.columns.assign(memo.relation.columns.begin(), memo.relation.columns.end());
+  return true;
+}
+
 bool ScanEvent(std::string_view bytes, EventView& ev) {
+  thread_local SubMessageMemo memo;
   return ScanMessage(bytes, [&](WireReader& r, uint32_t field, int wt) {
     std::string_view s;
     uint64_t v = 0;
@@ -243,10 +290,15 @@ bool ScanEvent(std::string_view bytes, EventView& ev) {
     }
     if (wt != kLengthDelimited) return r.Skip(wt);
     switch (field) {
+      // A sub-message given twice merges with itself in protobuf: left to the full parser.
       case 2:
-        return r.Bytes(&s) && ScanSource(s, ev);
+        if (ev.has_source) return false;
+        ev.has_source = true;
+        return r.Bytes(&s) && ScanSourceMemo(s, memo, ev);
       case 11:
-        return r.Bytes(&s) && ScanRelation(s, ev);
+        if (ev.has_relation) return false;
+        ev.has_relation = true;
+        return r.Bytes(&s) && ScanRelationMemo(s, memo, ev);
       case 12:
         ev.has_before = true;
         return r.Bytes(&s) && ScanRow(s, ev.before);
@@ -264,11 +316,13 @@ bool ScanEvent(std::string_view bytes, EventView& ev) {
   });
 }
 
-// RecordKey over the view; the two must agree (tests/shipper checks them against each other).
-std::optional<std::string> ViewKey(const EventView& ev) {
+// RecordKey over the view, written into `key` (whose buffer is reused); false for no key. The two
+// must agree (tests/shipper checks them against each other).
+bool ViewKey(const EventView& ev, std::string* key) {
   if (ev.sealed) {
-    if (!ev.has_record_key) return std::nullopt;
-    return std::string(ev.record_key);
+    if (!ev.has_record_key) return false;
+    key->assign(ev.record_key);
+    return true;
   }
   const std::vector<ValueView>* row = nullptr;
   if (ev.op == v1::OP_DELETE) {
@@ -276,7 +330,7 @@ std::optional<std::string> ViewKey(const EventView& ev) {
   } else if (ev.has_after) {
     row = &ev.after;
   }
-  if (row == nullptr) return std::nullopt;
+  if (row == nullptr) return false;
   size_t n = std::min(ev.columns.size(), row->size());
   size_t keys = 0;
   size_t only = 0;
@@ -286,18 +340,43 @@ std::optional<std::string> ViewKey(const EventView& ev) {
       only = i;
     }
   }
-  if (keys == 0) return std::nullopt;
+  if (keys == 0) return false;
   auto text = [&](size_t i) { return (*row)[i].is_text ? (*row)[i].text : std::string_view(); };
-  if (keys == 1) return std::string(text(only));
-  std::string json = "{";
+  if (keys == 1) {
+    key->assign(text(only));
+    return true;
+  }
+  key->assign("{");
   bool first = true;
   for (size_t i = 0; i < n; ++i) {
     if (!ev.columns[i].key) continue;
-    if (!first) json += ",";
+    if (!first) key->append(",");
     first = false;
-    json += JsonQuote(ev.columns[i].name) + ":" + JsonQuote(text(i));
+    key->append(JsonQuote(ev.columns[i].name)).append(":").append(JsonQuote(text(i)));
   }
-  return json + "}";
+  key->append("}");
+  return true;
+}
+
+// Sets the record's headers in place: a record reused from an earlier slice already holds the
+// names, and its value strings keep their buffers.
+void SetHeaders(KafkaRecord* r, uint64_t seq, uint64_t commit_lsn, std::string_view system_id,
+                std::string_view slot_name, uint32_t schema_version,
+                std::optional<std::string_view> key_id) {
+  static constexpr std::string_view kNames[] = {"seq", "commit_lsn", "source", "schema_version",
+                                                "key_id"};
+  r->headers.resize(key_id ? 5 : 4);
+  for (size_t i = 0; i < r->headers.size(); ++i) {
+    if (r->headers[i].first != kNames[i]) r->headers[i].first.assign(kNames[i]);
+  }
+  char digits[24];
+  auto end = std::to_chars(digits, digits + sizeof digits, seq).ptr;
+  r->headers[0].second.assign(digits, end);
+  r->headers[1].second.assign(Lsn(commit_lsn).ToString());
+  r->headers[2].second.assign(system_id).append("/").append(slot_name);
+  end = std::to_chars(digits, digits + sizeof digits, schema_version).ptr;
+  r->headers[3].second.assign(digits, end);
+  if (key_id) r->headers[4].second.assign(*key_id);
 }
 
 }  // namespace
@@ -306,54 +385,43 @@ std::optional<std::string> RecordKey(const v1::ChangeEvent& event) {
   return RecordKeyText(event);
 }
 
-namespace {
-
-KafkaRecord RecordFromEvent(const v1::ChangeEvent& ev, std::string bytes) {
-  KafkaRecord r;
-  r.seq = ev.seq();
-  r.key = RecordKey(ev);
-  r.value = std::move(bytes);
-  r.commit_time_us = ev.commit_time_us();
-  r.timestamp_ms = ev.commit_time_us() / 1000;
-  r.headers = {{"seq", std::to_string(ev.seq())},
-               {"commit_lsn", Lsn(ev.commit_lsn()).ToString()},
-               {"source", ev.source().system_id() + "/" + ev.source().slot_name()},
-               {"schema_version", std::to_string(ev.relation().schema_version())}};
-  if (ev.has_sealed()) r.headers.emplace_back("key_id", ev.sealed().key_id());
-  return r;
-}
-
-}  // namespace
-
-Result<KafkaRecord> ToKafkaRecord(SpoolRecord record) {
+Status FillKafkaRecord(uint64_t seq, std::string_view bytes, KafkaRecord* out) {
   thread_local EventView ev;  // reused, so its lists keep their capacity
   ev.Clear();
-  if (!ScanEvent(record.bytes, ev)) {
+  if (!ScanEvent(bytes, ev)) {
     // Whatever the scan cannot read (malformed bytes, or valid but unusual encodings such as
     // groups), the full parser judges: it gives the error, or the same record the slow way.
-    LIFELINE_ASSIGN_OR_RETURN(v1::ChangeEvent full, ParseEvent(record));
-    return RecordFromEvent(full, std::move(record.bytes));
+    LIFELINE_ASSIGN_OR_RETURN(v1::ChangeEvent full,
+                              ParseEvent(SpoolRecord{seq, std::string(bytes)}));
+    out->seq = full.seq();
+    out->key = RecordKey(full);
+    out->value.assign(bytes);
+    out->commit_time_us = full.commit_time_us();
+    out->timestamp_ms = full.commit_time_us() / 1000;
+    std::optional<std::string_view> key_id;
+    if (full.has_sealed()) key_id = full.sealed().key_id();
+    SetHeaders(out, full.seq(), full.commit_lsn(), full.source().system_id(),
+               full.source().slot_name(), full.relation().schema_version(), key_id);
+    return Status::Ok();
   }
-  if (ev.seq != record.seq) {
-    return Status::Corruption("event stored at seq " + std::to_string(record.seq) +
-                              " carries seq " + std::to_string(ev.seq));
+  if (ev.seq != seq) {
+    return Status::Corruption("event stored at seq " + std::to_string(seq) + " carries seq " +
+                              std::to_string(ev.seq));
   }
+  out->seq = seq;
+  if (!out->key) out->key.emplace();
+  if (!ViewKey(ev, &*out->key)) out->key.reset();
+  out->commit_time_us = ev.commit_time_us;
+  out->timestamp_ms = ev.commit_time_us / 1000;
+  SetHeaders(out, ev.seq, ev.commit_lsn, ev.system_id, ev.slot_name, ev.schema_version,
+             ev.sealed ? std::optional<std::string_view>(ev.key_id) : std::nullopt);
+  out->value.assign(bytes);  // the views above point into `bytes`, not into the value
+  return Status::Ok();
+}
+
+Result<KafkaRecord> ToKafkaRecord(const SpoolRecord& record) {
   KafkaRecord r;
-  r.seq = record.seq;
-  r.key = ViewKey(ev);
-  r.commit_time_us = ev.commit_time_us;
-  r.timestamp_ms = ev.commit_time_us / 1000;
-  std::string source;
-  source.reserve(ev.system_id.size() + 1 + ev.slot_name.size());
-  source.append(ev.system_id).append("/").append(ev.slot_name);
-  // Built in place: an initializer list would copy every string once more.
-  r.headers.reserve(5);
-  r.headers.emplace_back("seq", std::to_string(ev.seq));
-  r.headers.emplace_back("commit_lsn", Lsn(ev.commit_lsn).ToString());
-  r.headers.emplace_back("source", std::move(source));
-  r.headers.emplace_back("schema_version", std::to_string(ev.schema_version));
-  if (ev.sealed) r.headers.emplace_back("key_id", std::string(ev.key_id));
-  r.value = std::move(record.bytes);  // after the views into it are used
+  LIFELINE_RETURN_IF_ERROR(FillKafkaRecord(record.seq, record.bytes, &r));
   return r;
 }
 

@@ -58,7 +58,7 @@ class Shipper {
   Metrics& metrics_;
   DeliveryTracker tracker_;
   std::unique_ptr<SpoolReader> reader_;
-  std::vector<KafkaRecord> slice_;  // kept, so that its value buffers are reused
+  std::vector<KafkaRecord> slice_;  // refilled in place, so that its buffers are reused
   Counter& events_;
   Counter& bytes_;
   Gauge& unshipped_;
@@ -79,7 +79,7 @@ Status Shipper::Connect() {
   config.partitions = options_.partitions;
   config.replication_factor = options_.replication_factor;
   LIFELINE_ASSIGN_OR_RETURN(
-      producer_, KafkaProducer::Create(config, [this](uint64_t seq, const std::string& error) {
+      producer_, KafkaProducer::Create(config, [this](uint64_t seq, std::string_view error) {
         if (error.empty()) {
           tracker_.Acknowledged(seq);
           events_.Add();
@@ -87,7 +87,7 @@ Status Shipper::Connect() {
         }
         metrics_
             .counter("lifeline_shipper_delivery_errors_total", "Failed deliveries, by error",
-                     {{"code", error}})
+                     {{"code", std::string(error)}})
             .Add();
         spdlog::warn("shipper: delivery of seq {} failed: {}; re-shipping from the cursor", seq,
                      error);
@@ -155,25 +155,17 @@ Status Shipper::Run() {
       next = tracker_.cursor() + 1;
       continue;
     }
-    // The previous slice's value buffers take the next events' bytes (no allocation for them).
-    std::vector<KafkaRecord> used = std::move(slice_);
-    size_t reused = 0;
-    std::vector<KafkaRecord>& slice = slice_;
-    slice.clear();
-    slice.reserve(kSliceEvents);
+    // The slice's records are refilled in place, their buffers reused (no allocation for them).
+    size_t count = 0;
     auto read = reader_->Visit(
         next, kSliceEvents, kSliceBytes, [&](uint64_t seq, std::string_view bytes) -> Status {
-          std::string value;
-          if (reused < used.size()) value = std::move(used[reused++].value);
-          value.assign(bytes.data(), bytes.size());
-          LIFELINE_ASSIGN_OR_RETURN(auto record,
-                                    shipper::ToKafkaRecord(SpoolRecord{seq, std::move(value)}));
-          slice.push_back(std::move(record));
+          if (count == slice_.size()) slice_.emplace_back();
+          LIFELINE_RETURN_IF_ERROR(shipper::FillKafkaRecord(seq, bytes, &slice_[count]));
+          ++count;
           return Status::Ok();
         });
-    used.clear();
-    if (!read.ok() && slice.empty()) return read.status();
-    if (slice.empty()) {
+    if (!read.ok() && count == 0) return read.status();
+    if (count == 0) {
       if (options_.until_drained && tracker_.in_flight() == 0 &&
           next > spool_.last_complete_seq()) {
         break;
@@ -181,7 +173,8 @@ Status Shipper::Run() {
       producer_->Poll(0);
       if (!spool_.WaitForEventsAfter(next - 1, std::chrono::milliseconds(50))) producer_->Poll(0);
     }
-    for (auto& record : slice) {
+    for (size_t i = 0; i < count; ++i) {
+      const KafkaRecord& record = slice_[i];
       tracker_.Sent(record.seq, record.commit_time_us);
       while (true) {
         Status st = producer_->Produce(record);

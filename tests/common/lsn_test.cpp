@@ -14,6 +14,9 @@ TEST(LsnTest, ParsesAndFormatsLikePostgres) {
   EXPECT_EQ(Lsn::Parse("ffffffff/ffffffff")->value(), ~0ull);
   EXPECT_EQ(Lsn(0x100000001ull).ToString(), "1/1");
   EXPECT_EQ(Lsn::Parse("0/16b3748")->ToString(), "0/16B3748");
+  EXPECT_EQ(Lsn(0).ToString(), "0/0");
+  EXPECT_EQ(Lsn(~0ull).ToString(), "FFFFFFFF/FFFFFFFF");
+  EXPECT_EQ(Lsn(0xABCDEF0012345ull).ToString(), "ABCDE/F0012345");
 }
 
 TEST(LsnTest, RejectsMalformedTextWithAClearMessage) {

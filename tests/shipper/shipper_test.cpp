@@ -377,7 +377,7 @@ Result<std::unique_ptr<KafkaProducer>> CreateWith(std::vector<std::string> prope
   config.brokers = "127.0.0.1:1";  // never contacted: Create does not connect
   config.topic = "t";
   config.properties = std::move(properties);
-  return KafkaProducer::Create(config, [](uint64_t, const std::string&) {});
+  return KafkaProducer::Create(config, [](uint64_t, std::string_view) {});
 }
 
 TEST(KafkaProducerCreate, AcceptsValidProperties) {
@@ -388,12 +388,12 @@ TEST(KafkaProducerCreate, AcceptsValidProperties) {
 TEST(KafkaProducerCreate, RejectsMissingBrokersOrTopic) {
   ProducerConfig config;
   config.topic = "t";
-  auto p = KafkaProducer::Create(config, [](uint64_t, const std::string&) {});
+  auto p = KafkaProducer::Create(config, [](uint64_t, std::string_view) {});
   ASSERT_FALSE(p.ok());
   EXPECT_EQ(p.status().code(), StatusCode::kInvalidArgument);
   config.brokers = "127.0.0.1:1";
   config.topic = "";
-  EXPECT_FALSE(KafkaProducer::Create(config, [](uint64_t, const std::string&) {}).ok());
+  EXPECT_FALSE(KafkaProducer::Create(config, [](uint64_t, std::string_view) {}).ok());
 }
 
 TEST(KafkaProducerCreate, RejectsAnUnknownPropertyNamingIt) {
