@@ -34,13 +34,16 @@ class EventPool {
       free_.pop_back();
     }
     out.position = std::move(pos);
-    out.raw.assign(bytes.data(), bytes.size());
+    out.raw.clear();
     out.error.clear();
     if (!out.event) out.event.emplace();
-    if (Status parsed = ParseRecord(out.raw, &*out.event); !parsed.ok()) {
+    if (Status parsed = ParseRecord(bytes, &*out.event); !parsed.ok()) {
       out.error = parsed.message();
       out.event.reset();
     }
+    // Kept only where a dead letter may need them: a record that did not parse, or sealed rows
+    // that may yet fail to open.
+    if (!out.event || out.event->has_sealed()) out.raw.assign(bytes.data(), bytes.size());
     return out;
   }
   void Recycle(SourcedEvent&& item) {
@@ -249,7 +252,8 @@ class KafkaSource : public EventSource {
     std::map<int32_t, int64_t> out;
     for (size_t p = 0; p < partitions_.size(); ++p) {
       const PartitionQueue& q = partitions_[p];
-      out[static_cast<int32_t>(p)] = q.events.empty() ? q.consumed : q.events.front().position.offset;
+      out[static_cast<int32_t>(p)] =
+          q.events.empty() ? q.consumed : q.events.front().position.offset;
     }
     return out;
   }

@@ -27,7 +27,7 @@ struct RecordPosition {
 
 struct SourcedEvent {
   RecordPosition position;
-  std::string raw;                       // the record's value as stored
+  std::string raw;  // the record's value as stored, if it did not parse or its rows are sealed
   std::optional<v1::ChangeEvent> event;  // nullopt: it did not parse (see error)
   std::string error;
 };

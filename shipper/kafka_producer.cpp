@@ -28,7 +28,8 @@ void KafkaProducer::OnDelivery(rd_kafka_s* rk, const void* message, void* opaque
   const auto* m = static_cast<const rd_kafka_message_t*>(message);
   auto* self = static_cast<KafkaProducer*>(opaque);
   uint64_t seq = reinterpret_cast<uintptr_t>(m->_private);
-  self->on_delivery_(seq, m->err ? std::string_view(rd_kafka_err2name(m->err)) : std::string_view());
+  self->on_delivery_(seq,
+                     m->err ? std::string_view(rd_kafka_err2name(m->err)) : std::string_view());
 }
 
 Result<std::unique_ptr<KafkaProducer>> KafkaProducer::Create(const ProducerConfig& config,
