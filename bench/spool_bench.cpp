@@ -2,6 +2,7 @@
 // sync policy (one synced WriteBatch per batch), measured side by side in one run.
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
+#include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 #include <stdlib.h>
 
@@ -76,6 +77,9 @@ rocksdb::Options PlainOptions() {
   o.keep_log_file_num = 3;
   o.info_log_level = rocksdb::WARN_LEVEL;
   o.write_buffer_size = 64 << 20;
+  rocksdb::BlockBasedTableOptions table;
+  table.block_size = 32 << 10;
+  o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   return o;
 }
 

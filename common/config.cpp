@@ -111,6 +111,13 @@ void AddLogValuesFlag(CLI::App& app) {
       "default");
 }
 
+void WarnIfOthersMayRead(const std::string& path, std::string_view what) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    spdlog::warn("{} {} may be read by other users: chmod 600 {}", what, path, path);
+  }
+}
+
 Result<std::string> ReadSecret(const std::string& env_var, const std::string& file) {
   if (!env_var.empty()) {
     if (const char* v = std::getenv(env_var.c_str()); v != nullptr && *v != '\0')
@@ -122,10 +129,7 @@ Result<std::string> ReadSecret(const std::string& env_var, const std::string& fi
     return Status::InvalidArgument("cannot read secret file " + file +
                                    ": check the path and that this user may read it");
   }
-  struct stat st {};
-  if (stat(file.c_str(), &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH)) != 0) {
-    spdlog::warn("secret file {} may be read by other users: chmod 600 {}", file, file);
-  }
+  WarnIfOthersMayRead(file, "secret file");
   std::string line;
   std::getline(in, line);
   while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();

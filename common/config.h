@@ -9,6 +9,7 @@
 
 #include <CLI/CLI.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
@@ -32,6 +33,10 @@ void AddLogValuesFlag(CLI::App& app);
 // A secret from the environment variable `env_var` if set, else from `file` if non-empty (its first
 // line; a file others may read draws a warning), else empty. Never logged, never in a message.
 [[nodiscard]] Result<std::string> ReadSecret(const std::string& env_var, const std::string& file);
+
+// Warns that `path` (a file that may hold secrets, named by `what`) can be read by users other
+// than its owner, with the chmod that fixes it. Silent when it cannot be examined.
+void WarnIfOthersMayRead(const std::string& path, std::string_view what);
 
 // Parses a duration such as "500ms", "1s", "2m", "24h", "1d" into milliseconds.
 [[nodiscard]] Result<int64_t> ParseDurationMs(const std::string& text);

@@ -3,11 +3,11 @@
 #include "common/kafka_config.h"
 
 #include <librdkafka/rdkafka.h>
-#include <spdlog/spdlog.h>
-#include <sys/stat.h>
 
 #include <cctype>
 #include <fstream>
+
+#include "common/config.h"
 
 namespace lifeline {
 
@@ -85,12 +85,7 @@ Result<std::vector<std::string>> ReadKafkaPropertiesFile(const std::string& path
     return Status::NotFound("cannot read Kafka properties file " + path +
                             "; check --kafka-properties-file");
   }
-  struct stat st {};
-  if (stat(path.c_str(), &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-    spdlog::warn(
-        "Kafka properties file {} is accessible to other users; if it holds secrets, chmod 600 it",
-        path);
-  }
+  WarnIfOthersMayRead(path, "Kafka properties file");
   std::vector<std::string> items;
   std::string line;
   for (int number = 1; std::getline(in, line); ++number) {

@@ -433,7 +433,7 @@ class OffsetReader {
       if (m->offset >= end) return cache_[key] = Found();
       ++records_read_;
       v1::ChangeEvent ev;
-      if (ev.ParseFromArray(m->payload, static_cast<int>(m->len)) && ev.seq() != 0) {
+      if (ParseRecord(std::string_view(static_cast<const char*>(m->payload), m->len), &ev).ok()) {
         return cache_[key] = Found(std::make_pair(m->offset, std::move(ev)));
       }
       if (++unparsed > 1000) break;  // a run of poison: give up on this probe

@@ -166,19 +166,9 @@ class Daemon {
   ChildProcess child_;
 };
 
-CommandResult RunWithEnv(const std::vector<std::string>& args, std::vector<std::string> env,
+CommandResult RunWithEnv(const std::vector<std::string>& args, const std::vector<std::string>& env,
                          int timeout_ms = 60'000) {
-  CommandSpec spec;
-  spec.argv = {testing::LifelineBinary()};
-  spec.argv.insert(spec.argv.end(), args.begin(), args.end());
-  spec.extra_env = std::move(env);
-  spec.timeout = std::chrono::milliseconds(timeout_ms);
-  auto r = RunCommand(spec);
-  if (!r.ok()) {
-    ADD_FAILURE() << "cannot run lifeline: " << r.status().ToString();
-    return {};
-  }
-  return std::move(r).value();
+  return testing::RunLifeline(args, "", timeout_ms, env);
 }
 
 // GET http://HOST:PORT/PATH: status and body, or "" when nothing answered.

@@ -126,13 +126,9 @@ class EventSealIntegration : public ::testing::Test {
   }
 
   std::string Topic(const std::string& format) {
-    CommandSpec spec;
-    spec.argv = {kcat_, "-C",    "-b", kafka_->bootstrap_servers(),
-                 "-t",  "calls", "-o", "beginning",
-                 "-e",  "-q",    "-f", format};
-    auto r = RunCommand(spec);
-    EXPECT_TRUE(r.ok() && r->exit_code == 0);
-    return r.ok() ? r->stdout_text : "";
+    auto topic = testing::ReadTopicWithKcat(kcat_, kafka_->bootstrap_servers(), "calls", format);
+    EXPECT_TRUE(topic.has_value()) << "kcat could not read topic calls";
+    return topic.value_or("");
   }
 
   std::string kcat_;

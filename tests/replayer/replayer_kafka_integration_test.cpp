@@ -123,12 +123,9 @@ TEST_P(PoisonIntegration, APoisonRecordStopsAtItsOffsetOrIsDeadLettered) {
   // Plant a record that is not a ChangeEvent, then more load behind it.
   ASSERT_TRUE(WaitFor(
       [&] {
-        CommandSpec count;
-        count.argv = {kcat, "-C",    "-b", kafka_->bootstrap_servers(),
-                      "-t", "calls", "-o", "beginning",
-                      "-e", "-q",    "-f", "%o\n"};
-        auto r = RunCommand(count);
-        return r.ok() && std::count(r->stdout_text.begin(), r->stdout_text.end(), '\n') > 300;
+        auto offsets =
+            testing::ReadTopicWithKcat(kcat, kafka_->bootstrap_servers(), "calls", "%o\n");
+        return offsets && std::count(offsets->begin(), offsets->end(), '\n') > 300;
       },
       60s));
   capture->Stop();

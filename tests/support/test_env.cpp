@@ -82,12 +82,22 @@ std::string TableDigest(const LocalPostgres& pg, const std::string& table, const
   return r.ok() ? Trim(*r) : "error: " + r.status().ToString();
 }
 
+std::optional<std::string> ReadTopicWithKcat(const std::string& kcat, const std::string& brokers,
+                                             const std::string& topic, const std::string& format) {
+  CommandSpec spec;
+  spec.argv = {kcat, "-C", "-b", brokers, "-t", topic, "-o", "beginning", "-e", "-q", "-f", format};
+  auto r = RunCommand(spec);
+  if (!r.ok() || r->exit_code != 0) return std::nullopt;
+  return r->stdout_text;
+}
+
 CommandResult RunLifeline(const std::vector<std::string>& args, const std::string& stdin_text,
-                          int timeout_ms) {
+                          int timeout_ms, const std::vector<std::string>& env) {
   CommandSpec spec;
   spec.argv = {LifelineBinary()};
   spec.argv.insert(spec.argv.end(), args.begin(), args.end());
   spec.stdin_text = stdin_text;
+  spec.extra_env = env;
   spec.timeout = std::chrono::milliseconds(timeout_ms);
   auto r = RunCommand(spec);
   if (!r.ok()) {

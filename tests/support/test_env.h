@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,11 @@ std::string LifelineBinary();
 // Path of `program`, or a test failure naming the Debian package to install.
 std::string RequireProgram(const std::string& program, const std::string& package);
 
+// Every record of `topic` from the beginning, read by kcat (an independent client) with the
+// output `format` (kcat -f), or nullopt when kcat fails.
+std::optional<std::string> ReadTopicWithKcat(const std::string& kcat, const std::string& brokers,
+                                             const std::string& topic, const std::string& format);
+
 // A started cluster; the test fails (fatally, via the returned nullptr + ADD_FAILURE) otherwise.
 std::unique_ptr<LocalPostgres> StartPostgres(LocalPostgresOptions options = {});
 // A database "app" on `pg` with the reference schema (PostGIS) loaded.
@@ -45,8 +51,9 @@ std::string Trim(std::string s);
 std::string TableDigest(const LocalPostgres& pg, const std::string& table = "emergency_requests",
                         const std::string& key = "id");
 
-// Runs `lifeline ARGS...` and returns its result.
+// Runs `lifeline ARGS...` (with `env`, "NAME=value" entries, added to its environment) and
+// returns its result.
 CommandResult RunLifeline(const std::vector<std::string>& args, const std::string& stdin_text = "",
-                          int timeout_ms = 60'000);
+                          int timeout_ms = 60'000, const std::vector<std::string>& env = {});
 
 }  // namespace lifeline::testing
