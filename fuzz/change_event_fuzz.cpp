@@ -207,11 +207,13 @@ void CheckStatements(const v1::ChangeEvent& ev) {
   (void)replayer::RowKeyText(ev);
   (void)replayer::QualifiedTable(ev);
 
-  // The same row twice ends a run; two rows join one.
+  // The same row twice ends a run; two rows join one. Column types as the target would give
+  // them, so that UPDATEs may join runs too.
+  const std::vector<std::string> types(static_cast<size_t>(ev.relation().columns_size()), "text");
   replayer::StatementRun run;
   std::vector<replayer::Statement> out;
-  if (run.TryAdd(ev)) {
-    Check(!run.TryAdd(ev), "a run took the same key twice");
+  if (run.TryAdd(ev, &types)) {
+    Check(!run.TryAdd(ev, &types), "a run took the same key twice");
     run.TakeInto(&out);
     Check(out.size() == 1, "a one-row run gave " + std::to_string(out.size()) + " statements");
     for (const auto& st : out) CheckStatement(st);

@@ -146,6 +146,7 @@ class Replayer {
   struct LastRelation {
     uint32_t oid = 0, version = 0;
     std::string schema, name, table;  // table: "schema.name"
+    std::vector<std::string> types;   // of its columns on the target (empty in a dry run)
     std::array<uint64_t*, 8> by_op{};
     bool Is(const v1::Relation& r) const {
       return !table.empty() && r.relation_oid() == oid && r.schema_version() == version &&
@@ -398,8 +399,10 @@ Status Replayer::Accept(const SourcedEvent& item, bool* done) {
   if (ev.op() != v1::OP_HEARTBEAT && ev.op() != v1::OP_RESNAPSHOT_MARKER) {
     const v1::Relation& rel = ev.relation();
     if (!relation_.Is(rel)) {
-      if (!options_.dry_run) LIFELINE_RETURN_IF_ERROR(target_->CheckRelation(rel));
+      std::vector<std::string> types;
+      if (!options_.dry_run) LIFELINE_RETURN_IF_ERROR(target_->CheckRelation(rel, &types));
       relation_.Take(rel);
+      relation_.types = std::move(types);
     }
     const std::string& table = relation_.table;
     // Keys are listed for a window's summary only: a daemon runs for months and would keep them
@@ -439,9 +442,9 @@ Status Replayer::Accept(const SourcedEvent& item, bool* done) {
         }
       }
     } else if (!options_.dry_run) {
-      if (!run_.TryAdd(ev)) {
+      if (!run_.TryAdd(ev, &relation_.types)) {
         run_.TakeInto(&batch_);
-        if (!run_.TryAdd(ev)) {
+        if (!run_.TryAdd(ev, &relation_.types)) {
           LIFELINE_ASSIGN_OR_RETURN(replayer::Statement st, replayer::ApplyStatement(ev, &shapes_));
           if (!st.sql.empty()) batch_.push_back(std::move(st));
         }

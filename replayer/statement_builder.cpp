@@ -127,8 +127,10 @@ Status NoKeys(const v1::ChangeEvent& ev) {
                                  " has no key columns in the stream");
 }
 
-// ($1, $2), ($3, $4) ... for `rows` rows of `width` parameters from $first on.
-std::string Tuples(size_t rows, size_t width, size_t first) {
+// ($1, $2), ($3, $4) ... for `rows` rows of `width` parameters from $first on; with `types`
+// (one per column), each parameter is cast: ($1::uuid, $2::text).
+std::string Tuples(size_t rows, size_t width, size_t first,
+                   const std::vector<std::string>* types = nullptr) {
   std::string out;
   out.reserve(rows * width * 6);
   size_t n = first;
@@ -138,10 +140,38 @@ std::string Tuples(size_t rows, size_t width, size_t first) {
       if (c > 0) out += ", ";
       out += '$';
       out += std::to_string(n++);
+      if (types != nullptr) out += "::" + (*types)[c];
     }
     out += ')';
   }
   return out;
+}
+
+// An UPDATE that can join a run: the key did not change (no old key, or the same one), every key
+// column has a non-NULL value, and some other column is set.
+bool UpdateJoinsRuns(const v1::ChangeEvent& ev, const std::vector<std::string>* column_types) {
+  const auto& cols = ev.relation().columns();
+  if (column_types == nullptr || column_types->size() != static_cast<size_t>(cols.size())) {
+    return false;
+  }
+  const v1::Row& after = ev.after();
+  const bool old_key = ev.has_before() && ev.before().values_size() > 0;
+  if (old_key && ev.before().values_size() != cols.size()) return false;
+  bool sets = false;
+  for (int i = 0; i < cols.size(); ++i) {
+    const v1::Value& v = after.values(i);
+    if (cols[i].key()) {
+      if (v.kind_case() != v1::Value::kText) return false;
+      if (old_key && (ev.before().values(i).kind_case() != v1::Value::kText ||
+                      ev.before().values(i).text() != v.text())) {
+        return false;
+      }
+    } else if (IsValue(v)) {
+      sets = true;
+    }
+    if (IsValue(v) && (*column_types)[i].empty()) return false;
+  }
+  return sets;
 }
 
 }  // namespace
@@ -271,13 +301,16 @@ std::string RowKeyText(const v1::ChangeEvent& ev) {
   return out;
 }
 
-bool StatementRun::TryAdd(const v1::ChangeEvent& ev) {
-  const bool upsert = ev.op() == v1::OP_INSERT || ev.op() == v1::OP_SNAPSHOT;
+bool StatementRun::TryAdd(const v1::ChangeEvent& ev, const std::vector<std::string>* column_types) {
+  const bool update = ev.op() == v1::OP_UPDATE;
+  // An upsert and a run's update both carry the new row's values; a delete only the old key.
+  const bool upsert = ev.op() == v1::OP_INSERT || ev.op() == v1::OP_SNAPSHOT || update;
   if (!upsert && ev.op() != v1::OP_DELETE) return false;
   const v1::Row& row = upsert ? ev.after() : ev.before();
   const auto& cols = ev.relation().columns();
   if (row.values_size() != cols.size() || cols.size() > 64) return false;
-  StatementShape shape = ShapeOf(ev, upsert ? 'U' : 'D');
+  if (update && !UpdateJoinsRuns(ev, column_types)) return false;
+  StatementShape shape = ShapeOf(ev, update ? 'V' : upsert ? 'U' : 'D');
   std::string key;
   size_t width = 0;
   for (int i = 0; i < cols.size(); ++i) {
@@ -300,7 +333,24 @@ bool StatementRun::TryAdd(const v1::ChangeEvent& ev) {
     table_ = ev.relation().table();
     shape_.schema = shape_.table = nullptr;
     width_ = width;
-    if (upsert) {
+    types_.clear();
+    if (update) {
+      std::string sets, names, where;
+      for (int i = 0; i < cols.size(); ++i) {
+        if (!IsValue(row.values(i))) continue;
+        std::string name = QuoteIdent(cols[i].name());
+        names += (names.empty() ? "" : ", ") + name;
+        types_.push_back((*column_types)[i]);
+        if (cols[i].key()) {
+          where += (where.empty() ? "" : " AND ") + std::string("lifeline_t.") + name +
+                   " = lifeline_v." + name;
+        } else {
+          sets += (sets.empty() ? "" : ", ") + name + " = lifeline_v." + name;
+        }
+      }
+      head_ = "UPDATE " + QualifiedTable(ev) + " AS lifeline_t SET " + sets + " FROM (VALUES ";
+      tail_ = ") AS lifeline_v (" + names + ") WHERE " + where;
+    } else if (upsert) {
       UpsertParts p = PartsOf(ev, row);
       head_ = "INSERT INTO " + QualifiedTable(ev) + " (" + p.names + ") VALUES ";
       tail_ = ConflictClause(p, /*overwrite=*/true);
@@ -336,7 +386,7 @@ void StatementRun::TakeInto(std::vector<Statement>* out) {
         while (n * 2 <= std::min(left, cap)) n *= 2;
       }
       Statement st;
-      st.sql = head_ + Tuples(n, width_, 1) + tail_;
+      st.sql = head_ + Tuples(n, width_, 1, types_.empty() ? nullptr : &types_) + tail_;
       size_t first = row * width_, last = (row + n) * width_;
       for (size_t i = first; i < last; ++i) {
         if (values_.starts[i] < 0) {
@@ -353,6 +403,7 @@ void StatementRun::TakeInto(std::vector<Statement>* out) {
   head_.clear();
   tail_.clear();
   width_ = 0;
+  types_.clear();
   values_ = Statement();
   keys_.clear();
   rows_ = 0;

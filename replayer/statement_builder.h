@@ -38,7 +38,7 @@ std::string QualifiedTable(const v1::ChangeEvent& ev);
 // of an UPDATE's old key, is NULL). Relations of more than 64 columns have no shape.
 struct StatementShape {
   uint32_t relation_oid = 0, schema_version = 0;
-  char kind = 0;  // 'U' upsert, 'D' delete, 'S' update
+  char kind = 0;  // 'U' upsert, 'D' delete, 'S' update, 'V' update of a run (from a value list)
   uint64_t columns = 0;
   uint64_t null_keys = 0;  // UPDATE: key columns whose old value is NULL (IS NULL, no parameter)
   const std::string* schema = nullptr;  // the event's own strings: compared, never kept
@@ -91,13 +91,18 @@ class ShapeCache {
 // The key of the event's row as "col=value,..." text (for maps and reports).
 std::string RowKeyText(const v1::ChangeEvent& ev);
 
-// Consecutive upserts (INSERT, SNAPSHOT) or DELETEs of one table with the same columns, applied as
-// multi-row statements: the target runs one statement per run instead of one per row. A key
-// already in the run ends it, so every row is still changed in stream order.
+// Consecutive upserts (INSERT, SNAPSHOT), UPDATEs or DELETEs of one table with the same columns,
+// applied as multi-row statements: the target runs one statement per run instead of one per row.
+// A key already in the run ends it, so every row is still changed in stream order. UPDATEs join
+// a run only when their key did not change and `column_types` (the target's type of each column,
+// Target::CheckRelation) is given: the run is
+//   UPDATE t SET c = v.c, ... FROM (VALUES ($1::type, ...), ...) AS v(k, c, ...) WHERE t.k = v.k
+// and a value list needs its types spelled out, where a single row's parameters take them from
+// the columns they are assigned to.
 class StatementRun {
  public:
   // Adds `ev` if it can join the run; false if it cannot (apply the run first, then the event).
-  bool TryAdd(const v1::ChangeEvent& ev);
+  bool TryAdd(const v1::ChangeEvent& ev, const std::vector<std::string>* column_types = nullptr);
   // Appends the run to `out` and starts afresh. Runs of up to 16 rows go as one statement; longer
   // ones in pieces of power-of-two sizes, so a table has few statement shapes to prepare.
   void TakeInto(std::vector<Statement>* out);
@@ -107,8 +112,9 @@ class StatementRun {
   StatementShape shape_;  // kind 0: no run
   std::string schema_, table_;
   std::string head_, tail_;
-  size_t width_ = 0;  // parameters per row
-  Statement values_;  // the rows' parameters, row after row
+  size_t width_ = 0;                // parameters per row
+  std::vector<std::string> types_;  // 'V' runs: the cast of each parameter of a row
+  Statement values_;                // the rows' parameters, row after row
   std::unordered_set<std::string> keys_;
   size_t rows_ = 0;
 };

@@ -138,14 +138,18 @@ Result<ReplayPosition> Target::ReadPosition(const std::string& stream) {
   });
 }
 
-Status Target::CheckRelation(const v1::Relation& rel) {
+Status Target::CheckRelation(const v1::Relation& rel, std::vector<std::string>* column_types) {
   std::string key = rel.schema() + "." + rel.table() + "#" + std::to_string(rel.schema_version());
-  if (checked_.count(key)) return Status::Ok();
+  if (auto it = checked_.find(key); it != checked_.end()) {
+    if (column_types != nullptr) *column_types = it->second;
+    return Status::Ok();
+  }
   return GuardPostgres(
       "checking table " + rel.schema() + "." + rel.table() + " on the target", [&]() -> Status {
         pqxx::nontransaction tx(*conn_);
         auto r = tx.exec_params(
-            "SELECT a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+            "JOIN pg_class c ON c.oid = a.attrelid "
             "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND "
             "c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
             rel.schema(), rel.table());
@@ -167,11 +171,14 @@ Status Target::CheckRelation(const v1::Relation& rel) {
               "held. Create it, e.g.: " +
               ddl);
         }
-        std::set<std::string> have;
-        for (const auto& row : r) have.insert(row[0].as<std::string>());
+        std::map<std::string, std::string> have;  // column name -> its type on the target
+        for (const auto& row : r) have[row[0].as<std::string>()] = row[1].as<std::string>();
         std::string ddl;
+        std::vector<std::string> types;
         for (const auto& c : rel.columns()) {
-          if (!have.count(c.name())) {
+          auto it = have.find(c.name());
+          types.push_back(it != have.end() ? it->second : std::string());
+          if (it == have.end()) {
             ddl += "ALTER TABLE " + table + " ADD COLUMN " + QuoteIdent(c.name()) + " " +
                    type_of(c) + "; ";
           }
@@ -183,7 +190,8 @@ Status Target::CheckRelation(const v1::Relation& rel) {
               std::to_string(rel.schema_version()) +
               "); nothing was applied and the position is held. Run: " + ddl);
         }
-        checked_.insert(key);
+        if (column_types != nullptr) *column_types = types;
+        checked_.emplace(key, std::move(types));
         return Status::Ok();
       });
 }

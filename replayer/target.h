@@ -15,7 +15,6 @@
 #include <map>
 #include <memory>
 #include <pqxx/connection>
-#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -49,8 +48,10 @@ class Target {
   // Position of `stream`, empty when never recorded (or the bookkeeping tables do not exist).
   [[nodiscard]] Result<ReplayPosition> ReadPosition(const std::string& stream);
   // The target has the relation's table and columns; otherwise FailedPrecondition with the DDL
-  // that would fix it.
-  [[nodiscard]] Status CheckRelation(const v1::Relation& relation);
+  // that would fix it. With `column_types`, also gives each of the relation's columns' type on
+  // the target (format_type), in the relation's column order.
+  [[nodiscard]] Status CheckRelation(const v1::Relation& relation,
+                                     std::vector<std::string>* column_types = nullptr);
   // Runs `sql` (statements ending in ';') and commits, in one round trip.
   [[nodiscard]] Status ApplyInTransaction(const std::string& sql);
 
@@ -80,7 +81,8 @@ class Target {
   Status WaitSocket(bool write);
 
   std::unique_ptr<pqxx::connection> conn_;
-  std::set<std::string> checked_;  // "schema.table#version"
+  // "schema.table#version" -> the column types on the target, for relations checked.
+  std::map<std::string, std::vector<std::string>> checked_;
 
   struct PgConnCloser {
     void operator()(PGconn* c) const;

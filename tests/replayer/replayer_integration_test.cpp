@@ -129,10 +129,16 @@ TEST_F(ReplayIntegration, LongRunsNullsCompositeKeysToastAndTruncateArriveIntact
   const std::string ddl =
       "CREATE TABLE pairs (a int, b text, v text, big text, PRIMARY KEY (a, b)); "
       "ALTER TABLE pairs ALTER big SET STORAGE EXTERNAL; "
-      "CREATE TABLE scratch (id int PRIMARY KEY, note text)";
+      "CREATE TABLE scratch (id int PRIMARY KEY, note text); "
+      // Updates of many rows go as one UPDATE ... FROM (VALUES ...) with each value cast to its
+      // column's type: types whose text needs its exact type (typmods, enum, arrays, jsonb).
+      "CREATE TYPE mood AS ENUM ('calm', 'urgent'); "
+      "CREATE TABLE typed (id uuid PRIMARY KEY, n numeric(10,2), c varchar(5), ch char(3), "
+      "e mood, arr int[], j jsonb, ts timestamptz, b bytea, bits bit(3), d date)";
   ASSERT_TRUE(primary_->Psql(ddl, "app").ok());
   ASSERT_TRUE(standby_->Psql(ddl, "app").ok());
-  auto capture = StartCapture({"--table", "public.pairs", "--table", "public.scratch"});
+  auto capture = StartCapture(
+      {"--table", "public.pairs", "--table", "public.scratch", "--table", "public.typed"});
   auto replay = StartReplay({"--batch-events", "700"});
   const std::vector<std::string> steps = {
       // 1,003 rows in one transaction: one run, sent in pieces of several sizes.
@@ -140,6 +146,14 @@ TEST_F(ReplayIntegration, LongRunsNullsCompositeKeysToastAndTruncateArriveIntact
       "END, CASE WHEN g % 100 = 0 THEN repeat(md5(g::text), 200) END FROM "
       "generate_series(1, 1003) g",
       "INSERT INTO scratch SELECT g, 'n' || g FROM generate_series(1, 50) g",
+      "INSERT INTO typed SELECT md5(g::text)::uuid, g / 3.0, 'c' || g, 'h', 'calm', "
+      "ARRAY[g, g + 1], jsonb_build_object('g', g, 's', 'a \"q\" b'), '2026-01-01'::timestamptz "
+      "+ g * interval '1 minute', decode(md5(g::text), 'hex'), B'011', '2026-01-01'::date + g "
+      "FROM generate_series(1, 300) g",
+      "UPDATE typed SET n = n + 1.25, c = 'abcde', ch = 'xy', e = 'urgent', arr = arr || 7, "
+      "j = j || '{\"k\": [1, null, \"x\"]}', ts = ts + interval '1 hour', b = b || '\\x00'::bytea, "
+      "bits = B'101', d = d + 1",
+      "UPDATE typed SET c = NULL, arr = NULL, j = 'null' WHERE n > 50",
       // Updates leaving the TOASTed column unsent, setting NULLs, and moving keys.
       "UPDATE pairs SET v = 'changed' WHERE a % 100 = 0",
       "UPDATE pairs SET v = NULL WHERE a % 3 = 0",
@@ -152,7 +166,7 @@ TEST_F(ReplayIntegration, LongRunsNullsCompositeKeysToastAndTruncateArriveIntact
       "'back', NULL); COMMIT"};
   for (const auto& sql : steps) ASSERT_TRUE(primary_->Psql(sql, "app").ok()) << sql;
   WaitStandbyCaughtUp();
-  for (const std::string table : {"pairs", "scratch"}) {
+  for (const std::string table : {"pairs", "scratch", "typed"}) {
     const std::string digest =
         "SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, '|' "
         "ORDER BY t::text)), '') FROM " +
