@@ -57,7 +57,8 @@ void AddReplayCommand(CLI::App& app, CommandBody* body) {
   sub->add_option("--audit-table", o->audit_table,
                   "Also write each applied change to this audit table (schema.name)");
   sub->add_option("--gap-timeout", t->gap_timeout,
-                  "How long a missing seq may be awaited from other partitions")
+                  "How long a missing seq may be awaited from other partitions (counted while "
+                  "the brokers answer: an outage does not make a gap)")
       ->capture_default_str();
   sub->add_option("--metrics-addr", o->metrics_addr, "HOST:PORT for /health and /metrics");
   AddEncryptionKeyFileFlag(*sub, &o->encryption_key_files);
