@@ -24,20 +24,15 @@
 #include "common/event_seal.h"
 #include "common/lsn.h"
 #include "common/spool.h"
+#include "fuzz/fuzz_check.h"
 #include "replayer/event_source.h"
 #include "replayer/statement_builder.h"
 
 namespace lifeline {
 namespace {
 
-[[noreturn]] void Fail(const std::string& what) {
-  std::fprintf(stderr, "change_event_fuzz: %s\n", what.c_str());
-  std::abort();
-}
-
-void Check(bool ok, const std::string& what) {
-  if (!ok) Fail(what);
-}
+using fuzz::Check;
+using fuzz::Fail;
 
 // The highest $n outside double-quoted identifiers (and single-quoted literals) of `sql`.
 size_t HighestPlaceholder(const std::string& sql) {

@@ -18,18 +18,13 @@
 #include "common/config.h"
 #include "common/event_format.h"
 #include "common/lsn.h"
+#include "fuzz/fuzz_check.h"
 
 namespace lifeline {
 namespace {
 
-[[noreturn]] void Fail(const std::string& what) {
-  std::fprintf(stderr, "config_fuzz: %s\n", what.c_str());
-  std::abort();
-}
-
-void Check(bool ok, const std::string& what) {
-  if (!ok) Fail(what);
-}
+using fuzz::Check;
+using fuzz::Fail;
 
 void CheckInvalidArgument(const Status& st, const std::string& where) {
   Check(st.code() == StatusCode::kInvalidArgument, where + ": " + st.ToString());

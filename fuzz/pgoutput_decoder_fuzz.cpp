@@ -25,18 +25,13 @@
 
 #include "capture/pgoutput_decoder.h"
 #include "capture/replication_messages.h"
+#include "fuzz/fuzz_check.h"
 
 namespace lifeline::capture {
 namespace {
 
-[[noreturn]] void Fail(const std::string& what) {
-  std::fprintf(stderr, "pgoutput_decoder_fuzz: %s\n", what.c_str());
-  std::abort();
-}
-
-void Check(bool ok, const std::string& what) {
-  if (!ok) Fail(what);
-}
+using fuzz::Check;
+using fuzz::Fail;
 
 void CheckCorruption(const Status& st, std::string_view where) {
   Check(st.code() == StatusCode::kCorruption,

@@ -215,17 +215,12 @@ class KafkaSource : public EventSource {
           rd_kafka_consumer_poll(rk_, static_cast<int>(std::min<int64_t>(left.count(), 100)));
       NoteBrokerErrors();
       if (m == nullptr) continue;
-      if (m->partition < 0 || static_cast<size_t>(m->partition) >= partitions_.size()) {
-        // Not one of the assigned partitions: a client-level error, or a message for no partition.
-        if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-          spdlog::warn("replay: Kafka: {}", rd_kafka_message_errstr(m));
-          ForgetPartitionEnds();
-        }
-      } else if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR &&
-                 m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      const bool assigned =
+          m->partition >= 0 && static_cast<size_t>(m->partition) < partitions_.size();
+      if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
         spdlog::warn("replay: Kafka: {}", rd_kafka_message_errstr(m));
         ForgetPartitionEnds();
-      } else {
+      } else if (assigned) {
         if (recovering_) {
           // The first fetch answered since the errors: the gap clock starts again from here,
           // since the producer may reach the brokers again later than this consumer did.
