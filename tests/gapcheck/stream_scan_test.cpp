@@ -594,31 +594,53 @@ TEST_F(StreamScanKafkaIntegration, AGapAcrossThreePartitionsIsFound) {
 }
 
 // devkafka keeps about 5 MB per partition and drops the oldest batches beyond it, as retention
-// does: each partition then starts at a different seq, which is not a gap.
+// does: each partition then starts at a different seq, which is not a gap. Partition 2 gets
+// records twice the size of the others', so it is trimmed much further whatever the batching:
+// 7 MB and 14 MB given, 4-5 MB kept, so partitions 0 and 1 start near seq 2,000-2,600 and
+// partition 2 near 3,900-4,300, and partition 2's seqs between are trimmed, not lost.
 TEST_F(StreamScanKafkaIntegration, PartitionsTrimmedByRetentionLeaveNoFalseGaps) {
-  std::vector<std::string> values;
+  const std::string topic = "trimmed";
+  ASSERT_TRUE(kafka_->CreateTopic(topic, 3, 1).ok());
+  auto partition_of = [](uint64_t seq) { return static_cast<int32_t>(seq % 3); };
   {
     TempDir big;
     auto spool = Spool::OpenForWrite(big.Sub("spool"));
     ASSERT_TRUE(spool.ok()) << spool.status().ToString();
-    for (uint32_t xid = 1; xid <= 1500; ++xid) {
-      auto events = testing::SampleTransaction(xid, 4, 4000);
+    for (uint32_t xid = 1; xid <= 6000; ++xid) {  // one event each, so seq == xid
+      auto events = testing::SampleTransaction(xid, 1, partition_of(xid) == 2 ? 7000 : 3500);
       ASSERT_TRUE((*spool)->Append(events).ok());
     }
     auto all = (*spool)->Read(1, 1'000'000, size_t{1} << 30);
     ASSERT_TRUE(all.ok()) << all.status().ToString();
+    ASSERT_EQ(all->size(), 6000u);
+    TopicWriter writer(kafka_->bootstrap_servers());
     for (const auto& r : *all) {
-      if (r.seq != 5900) values.push_back(r.bytes);  // one real hole near the end
+      if (r.seq != 5900) writer.Send(topic, partition_of(r.seq), r.bytes);  // one real hole
     }
+    ASSERT_TRUE(writer.Flush());
   }
-  auto report = Scan(Topic(values, 3));
+  auto report = Scan(topic);
   ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_EQ(report->partitions.size(), 3u);
   for (const auto& [p, summary] : report->partitions) {
     ASSERT_GT(summary.low, 0) << "partition " << p << " was not trimmed; the test needs it";
   }
+  // Partition p held seqs p, p+3, ... from its first offset on: the first seq it still holds is
+  // 3 * low + p (partition 0 starts at seq 3), so what it lost to retention is known exactly.
+  auto first_held = [&](int32_t p) {
+    return static_cast<uint64_t>(3 * report->partitions.at(p).low + (p == 0 ? 3 : p));
+  };
+  const uint64_t from = std::max({first_held(0), first_held(1), first_held(2)});
+  const uint64_t lowest = std::min({first_held(0), first_held(1), first_held(2)});
+  uint64_t trimmed_above_lowest = 0;
+  for (uint64_t seq = lowest; seq < from; ++seq) {
+    if (seq < first_held(partition_of(seq))) ++trimmed_above_lowest;
+  }
   const auto& s = report->sources.at(0);
-  EXPECT_GT(s.retained_from_seq, s.first_seq);
-  EXPECT_GT(s.missing_before_retained, 0u);
+  EXPECT_EQ(s.first_seq, lowest);
+  EXPECT_EQ(s.retained_from_seq, from);
+  EXPECT_GT(trimmed_above_lowest, 100u) << "partition 2 should have lost far more than the others";
+  EXPECT_EQ(s.missing_before_retained, trimmed_above_lowest);
   ASSERT_EQ(s.gaps.size(), 1u) << "only the planted hole, none from retention";
   EXPECT_EQ(s.gaps[0].from_seq, 5900u);
   EXPECT_EQ(s.gaps[0].to_seq, 5900u);
