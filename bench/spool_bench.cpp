@@ -79,6 +79,7 @@ rocksdb::Options PlainOptions() {
   o.write_buffer_size = 64 << 20;
   rocksdb::BlockBasedTableOptions table;
   table.block_size = 32 << 10;
+  table.checksum = rocksdb::kXXH3;
   o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   return o;
 }

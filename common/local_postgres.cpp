@@ -7,6 +7,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cctype>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -346,6 +348,28 @@ Status LocalPostgres::BaseBackup(const std::string& target_dir) const {
   return RunAsOwner({bin + "/pg_basebackup", "-h", "127.0.0.1", "-p", std::to_string(port_), "-U",
                      "postgres", "-D", target_dir, "-X", "stream", "-c", "fast", "--no-sync"},
                     300'000);
+}
+
+Status LocalPostgres::ArchiveUpToNow(int timeout_ms) const {
+  LIFELINE_ASSIGN_OR_RETURN(std::string segment,
+                            Psql("SELECT pg_walfile_name(pg_current_wal_lsn()); "
+                                 "SELECT pg_switch_wal()"));
+  segment = segment.substr(0, segment.find('\n'));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  std::string archived;
+  while (std::chrono::steady_clock::now() < deadline) {
+    LIFELINE_ASSIGN_OR_RETURN(archived,
+                              Psql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver"));
+    while (!archived.empty() && std::isspace(static_cast<unsigned char>(archived.back()))) {
+      archived.pop_back();
+    }
+    // Segment names of one timeline sort as their positions.
+    if (archived.size() == segment.size() && archived >= segment) return Status::Ok();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return Status::Unavailable(
+      "WAL segment " + segment + " was not archived within " + std::to_string(timeout_ms) +
+      " ms (last archived: " + (archived.empty() ? "none" : archived) + "); check archive_command");
 }
 
 }  // namespace lifeline

@@ -65,6 +65,9 @@ class LocalPostgres {
   [[nodiscard]] Status CreateDatabase(const std::string& dbname) const;
   // pg_basebackup (plain format, WAL streamed) into `target_dir`.
   [[nodiscard]] Status BaseBackup(const std::string& target_dir) const;
+  // Switches to a new WAL segment and waits (up to `timeout_ms`) until the archive holds every
+  // segment written so far, so a restore can recover to any time before now.
+  [[nodiscard]] Status ArchiveUpToNow(int timeout_ms = 60'000) const;
 
   // Keep the directory after destruction (the demo's --keep).
   void set_keep(bool keep) { keep_ = keep; }

@@ -250,8 +250,7 @@ Status Drill::PointInTimeRecovery() {
   LIFELINE_ASSIGN_OR_RETURN(LoadReport load, pipeline_->WaitLoad());
   (void)load;
   WaitCaughtUp(milliseconds(120'000));
-  LIFELINE_RETURN_IF_ERROR(pipeline_->primary().Psql("SELECT pg_switch_wal()", "app").status());
-  Sleep(milliseconds(1500));  // archive_timeout
+  LIFELINE_RETURN_IF_ERROR(pipeline_->primary().ArchiveUpToNow());
 
   auto fault = Clock::now();
   Note("restoring the primary's base backup to " + t);

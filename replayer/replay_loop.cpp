@@ -97,6 +97,7 @@ class Replayer {
   Status CheckWindow(const replayer::HeldRange& held, const std::string& source) const;
   // Adds one event to the batch; `done` when the window's end was passed.
   Status Accept(const SourcedEvent& item, bool* done);
+  Status LockStreamAtStart();
   Status Loop();
   // Sends the batch built so far (whole source transactions only) once the one before it is over.
   Status Flush();
@@ -713,13 +714,34 @@ void Replayer::PrintSummary() const {
   }
 }
 
+// The backend of a replayer killed mid-batch keeps the stream's lock until it finishes the
+// batch and finds its client gone, so a restarted replayer waits a little before it concludes
+// that another one is running.
+Status Replayer::LockStreamAtStart() {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  bool said = false;
+  while (true) {
+    Status st = target_->LockStream(stream_);
+    if (st.code() != StatusCode::kFailedPrecondition ||
+        std::chrono::steady_clock::now() >= deadline) {
+      return st;
+    }
+    if (!said) {
+      spdlog::info("replay: {}; waiting up to 10 s in case it is a replayer just stopped",
+                   st.message());
+      said = true;
+    }
+    if (SleepUnlessStopped(stop_, std::chrono::milliseconds(250))) return st;
+  }
+}
+
 Status Replayer::Run() {
   LIFELINE_RETURN_IF_ERROR(Validate());
   LIFELINE_ASSIGN_OR_RETURN(keyring_, Keyring::Load(options_.encryption_key_files));
   LIFELINE_RETURN_IF_ERROR(ConnectTarget());
   stream_ = options_.spool_dir.empty() ? options_.topic : "";
   persist_position_ = !options_.dry_run && (!IsWindow() || options_.record_position);
-  if (persist_position_) LIFELINE_RETURN_IF_ERROR(target_->LockStream(stream_));
+  if (persist_position_) LIFELINE_RETURN_IF_ERROR(LockStreamAtStart());
   LIFELINE_ASSIGN_OR_RETURN(applied_, target_->ReadPosition(stream_));
   pending_ = applied_;
   // The first seq this run must see. A source that no longer holds it (a topic past its

@@ -169,6 +169,7 @@ caught_up() {  # the standby applied every transaction of the stream
 }
 pg() { as_owner "$PGBIN/pg_ctl" -D "$1/data" -l "$1/postgres.log" -w -t 60 "${@:2}" > /dev/null; }
 remember() { declare -p "$@" >> "$W/state.sh"; }
+lsn_number() { local hi=${1%/*} lo=${1#*/}; echo $(( (16#${hi:-0} << 32) + 16#${lo:-0} )); }
 
 fault_standby-loses-rows() {
   load 4s
@@ -204,10 +205,25 @@ fault_pitr() {
 fault_region-loss() {
   load 2s
   caught_up
+  local answered
+  answered=$(grep -c "ok all brokers down" "$W/devkafka.log" || true)
   echo "down all" >&7
-  sleep 1
-  sql "$PRIMARY" "INSERT INTO emergency_requests (customer_name, phone_number) VALUES ('never left 1', '1'), ('never left 2', '2'), ('never left 3', '3')"
-  sleep 2  # capture spools them; the shipper cannot reach the brokers
+  for _ in $(seq 100); do
+    [ "$(grep -c "ok all brokers down" "$W/devkafka.log" || true)" -gt "$answered" ] && break
+    sleep 0.1
+  done
+  [ "$(grep -c "ok all brokers down" "$W/devkafka.log" || true)" -gt "$answered" ] || die "devkafka did not take its brokers down"
+  # One transaction; the LSN is read inside it, so its commit record lies after that LSN.
+  local inside spooled=0/0
+  inside=$(lsn_number "$(sql "$PRIMARY" "INSERT INTO emergency_requests (customer_name, phone_number) VALUES ('never left 1', '1'), ('never left 2', '2'), ('never left 3', '3'); SELECT pg_current_wal_lsn()")")
+  # Capture spools them (the shipper cannot reach the brokers): wait for the spool to hold the commit.
+  for _ in $(seq 120); do
+    spooled=$(lifeline spool stats --spool "$SPOOL" --format json 2>/dev/null | jq -r .last_commit_lsn)
+    case "$spooled" in */*) ;; *) spooled=0/0 ;; esac
+    [ "$(lsn_number "$spooled")" -gt "$inside" ] && break
+    sleep 0.25
+  done
+  [ "$(lsn_number "$spooled")" -gt "$inside" ] || die "capture did not spool the 3 calls (spool at $spooled)"
   kill -KILL "$(cat "$W/capture.pid")" && rm -f "$W/capture.pid"
   pg "$PRIMARY_DIR" -m immediate stop || die "cannot stop the primary"
   echo "up all" >&7

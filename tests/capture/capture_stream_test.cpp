@@ -601,10 +601,11 @@ TEST_F(CaptureIntegration, MetricsFollowAKnownLoad) {
 
   // Seconds since the last event grow while nothing is captured and drop with a new event.
   EXPECT_TRUE(
-      WaitFor([&] { return metric("lifeline_capture_seconds_since_last_event") >= 2; }, 10s));
+      WaitFor([&] { return metric("lifeline_capture_seconds_since_last_event") >= 5; }, 15s));
   Sql("INSERT INTO items VALUES (1000, 0)");
   ASSERT_TRUE(WaitFor([&] { return metric("lifeline_capture_events_spooled_total") >= 151; }, 10s));
-  EXPECT_TRUE(WaitFor([&] { return metric("lifeline_capture_seconds_since_last_event") < 1; }, 2s));
+  // It counts again from the new event, so it stays below where it was for a few seconds.
+  EXPECT_TRUE(WaitFor([&] { return metric("lifeline_capture_seconds_since_last_event") < 3; }, 3s));
   EXPECT_EQ(metric(op("lifeline_capture_events_decoded_total", "insert")), 101);
   EXPECT_EQ(metric("lifeline_capture_spool_write_failing"), 0);
   EXPECT_EQ(capture.Stop(), 0) << capture.Log();

