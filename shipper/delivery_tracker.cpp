@@ -4,7 +4,6 @@
 namespace lifeline::shipper {
 
 void DeliveryTracker::Sent(uint64_t seq, int64_t commit_time_us) {
-  std::lock_guard lock(mu_);
   if (seq <= cursor_) return;  // already acknowledged with everything before it
   uint64_t index = seq - cursor_ - 1;
   if (index >= pending_.size()) pending_.resize(index + 1);
@@ -14,7 +13,6 @@ void DeliveryTracker::Sent(uint64_t seq, int64_t commit_time_us) {
 }
 
 void DeliveryTracker::Acknowledged(uint64_t seq) {
-  std::lock_guard lock(mu_);
   if (seq <= cursor_ || seq - cursor_ - 1 >= pending_.size()) return;  // from before a Reset
   Entry& e = pending_[seq - cursor_ - 1];
   if (e.state != State::kSent) return;
@@ -27,23 +25,19 @@ void DeliveryTracker::Acknowledged(uint64_t seq) {
 }
 
 void DeliveryTracker::Reset() {
-  std::lock_guard lock(mu_);
   pending_.clear();
   in_flight_ = 0;
 }
 
 uint64_t DeliveryTracker::cursor() const {
-  std::lock_guard lock(mu_);
   return cursor_;
 }
 
 size_t DeliveryTracker::in_flight() const {
-  std::lock_guard lock(mu_);
   return in_flight_;
 }
 
 int64_t DeliveryTracker::oldest_unacknowledged_commit_time_us() const {
-  std::lock_guard lock(mu_);
   for (const Entry& e : pending_) {
     if (e.state == State::kSent) return e.commit_time_us;
   }
