@@ -6,10 +6,12 @@
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
+#include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <condition_variable>
 #include <cstdarg>
 #include <cstdio>
@@ -418,11 +420,35 @@ Status Spool::DiscardIncomplete() {
   return Status::Ok();
 }
 
+namespace {
+
+constexpr std::string_view kReaderDirPrefix = "lifeline-spool-reader-";
+
+// A reader's directory is removed when it closes; one killed first leaves it behind. Its name
+// carries the owner's pid, so the next reader removes those whose owner is gone.
+void RemoveOrphanedReaderDirs() {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/tmp", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!name.starts_with(kReaderDirPrefix)) continue;
+    const char* digits = name.c_str() + kReaderDirPrefix.size();
+    char* end = nullptr;
+    const long pid = std::strtol(digits, &end, 10);
+    if (end == digits || *end != '-' || pid <= 0) continue;  // not ours, or an older name
+    if (kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;  // owner alive
+    std::error_code ignored;
+    fs::remove_all(entry.path(), ignored);
+  }
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Spool>> Spool::OpenForRead(const std::string& dir) {
   LIFELINE_RETURN_IF_ERROR(CheckSpoolDirectory(dir, /*for_write=*/false));
+  RemoveOrphanedReaderDirs();
   auto impl = std::make_unique<Impl>();
-  char tmpl[] = "/tmp/lifeline-spool-reader-XXXXXX";
-  if (mkdtemp(tmpl) == nullptr) {
+  std::string tmpl = "/tmp/" + std::string(kReaderDirPrefix) + std::to_string(getpid()) + "-XXXXXX";
+  if (mkdtemp(tmpl.data()) == nullptr) {
     return Status::IOError(std::string("cannot create a reader directory in /tmp: ") +
                            std::strerror(errno));
   }

@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 
@@ -305,6 +308,40 @@ TEST(SpoolTest, VerifyFindsATamperedEventAndAMissingOne) {
   ASSERT_TRUE(reader.ok());
   Status st = (*reader)->Verify();
   EXPECT_NE(st.message().find("seq 3 is missing"), std::string::npos) << st.ToString();
+}
+
+// A reader killed before it closes leaves its directory in /tmp; the next reader removes the
+// directories of owners that are gone and leaves those of live ones.
+TEST(Spool, ReaderDirectoriesOfDeadOwnersAreRemoved) {
+  TempDir tmp;
+  const std::string dir = tmp.Sub("spool");
+  {
+    auto writer = OpenWriter(dir);
+    ASSERT_NE(writer, nullptr);
+    AppendAll(*writer, SampleTransaction(1, 2));
+  }
+  pid_t gone = fork();
+  ASSERT_GE(gone, 0);
+  if (gone == 0) _exit(0);
+  ASSERT_EQ(waitpid(gone, nullptr, 0), gone);
+  namespace fs = std::filesystem;
+  const fs::path orphan = "/tmp/lifeline-spool-reader-" + std::to_string(gone) + "-test01";
+  const fs::path alive = "/tmp/lifeline-spool-reader-" + std::to_string(getpid()) + "-test02";
+  const fs::path foreign = "/tmp/lifeline-spool-reader-notapid";
+  for (const auto& d : {orphan, alive, foreign}) {
+    fs::create_directories(d);
+    std::ofstream(d / "LOG") << "left behind\n";
+  }
+  {
+    auto reader = Spool::OpenForRead(dir);
+    ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+    EXPECT_FALSE(fs::exists(orphan)) << "its owner " << gone << " is gone";
+    EXPECT_TRUE(fs::exists(alive)) << "its owner (this process) lives";
+    EXPECT_TRUE(fs::exists(foreign)) << "not a name lifeline makes";
+  }
+  std::error_code ec;
+  fs::remove_all(alive, ec);
+  fs::remove_all(foreign, ec);
 }
 
 }  // namespace
