@@ -447,7 +447,7 @@ Result<StreamReport> ScanKafka(const StreamScanOptions& options, const Keyring& 
   // Reads each partition of `next` from its offset up to `stop` (or the broker's end, when
   // records were removed meanwhile). Records a second look brings in are taken only if their seq
   // is at most `cut` of their source. No progress for `timeout` is an error.
-  auto read_partitions = [&](std::map<int32_t, int64_t> next,
+  auto read_partitions = [&](rd_kafka_t* rk, std::map<int32_t, int64_t> next,
                              const std::map<int32_t, int64_t>& stop,
                              const std::map<std::string, uint64_t>* cut) -> Status {
     rd_kafka_topic_partition_list_t* list =
@@ -456,8 +456,6 @@ Result<StreamReport> ScanKafka(const StreamScanOptions& options, const Keyring& 
       rd_kafka_topic_partition_list_add(list, stream.topic.c_str(), p)->offset = offset;
     }
     rd_kafka_resp_err_t e = rd_kafka_assign(rk, list);
-    // Pausing outlives an assignment: undo the first look's pauses.
-    if (e == RD_KAFKA_RESP_ERR_NO_ERROR) rd_kafka_resume_partitions(rk, list);
     rd_kafka_topic_partition_list_destroy(list);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
       return Status::Unavailable("assigning the partitions of topic " + stream.topic + ": " +
@@ -549,7 +547,7 @@ Result<StreamReport> ScanKafka(const StreamScanOptions& options, const Keyring& 
 
   std::map<int32_t, int64_t> first_stop;
   for (const auto& [p, summary] : report.partitions) first_stop[p] = summary.high;
-  LIFELINE_RETURN_IF_ERROR(read_partitions(next, first_stop, nullptr));
+  LIFELINE_RETURN_IF_ERROR(read_partitions(rk, next, first_stop, nullptr));
 
   // A live producer writes partitions at slightly different moments, and the high watermarks were
   // taken one after the other: a partition looked at early may not yet hold seqs that a later one
@@ -568,8 +566,12 @@ Result<StreamReport> ScanKafka(const StreamScanOptions& options, const Keyring& 
       }
     }
     if (!again.empty()) {
+      // A consumer of its own: the first one paused the partitions it finished, and assigning
+      // them again and resuming them raced librdkafka's handling of the new assignment (now and
+      // then a partition never fetched and the second look stalled).
+      LIFELINE_ASSIGN_OR_RETURN(Consumer second, OpenConsumer(stream));
       std::map<std::string, uint64_t> cut = check.HighestSeqs();
-      LIFELINE_RETURN_IF_ERROR(read_partitions(again, again_stop, &cut));
+      LIFELINE_RETURN_IF_ERROR(read_partitions(second.get(), again, again_stop, &cut));
     }
   }
   check.Progress(total);
