@@ -2,7 +2,6 @@
 // sync policy (one synced WriteBatch per batch), measured side by side in one run.
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
-#include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 #include <stdlib.h>
 
@@ -18,6 +17,7 @@
 #include <vector>
 
 #include "common/spool.h"
+#include "common/spool_options.h"
 #include "tests/support/sample_events.h"
 
 namespace {
@@ -67,20 +67,10 @@ std::string SeqKey(uint64_t seq) {
   return k;
 }
 
-// The same options as the spool's (common/spool.cpp BaseOptions), so the two sides differ only in
-// what the spool adds on top of RocksDB.
+// The spool's own options, so the two sides differ only in what the spool adds on top of RocksDB.
 rocksdb::Options PlainOptions() {
-  rocksdb::Options o;
+  rocksdb::Options o = lifeline::SpoolRocksOptions();
   o.create_if_missing = true;
-  o.compression = rocksdb::kLZ4Compression;
-  o.max_open_files = -1;
-  o.keep_log_file_num = 3;
-  o.info_log_level = rocksdb::WARN_LEVEL;
-  o.write_buffer_size = 64 << 20;
-  rocksdb::BlockBasedTableOptions table;
-  table.block_size = 32 << 10;
-  table.checksum = rocksdb::kXXH3;
-  o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   return o;
 }
 

@@ -1,5 +1,6 @@
 // Spool on RocksDB: group-committed appends, whole-transaction visibility, cursors and trimming.
 #include "common/spool.h"
+#include "common/spool_options.h"
 
 #include <openssl/evp.h>
 #include <rocksdb/db.h>
@@ -124,7 +125,9 @@ class RocksLog : public rocksdb::Logger {
   }
 };
 
-rocksdb::Options BaseOptions() {
+}  // namespace
+
+rocksdb::Options SpoolRocksOptions() {
   rocksdb::Options o;
   static const auto log = std::make_shared<RocksLog>();
   o.info_log = log;
@@ -140,14 +143,12 @@ rocksdb::Options BaseOptions() {
   rocksdb::BlockBasedTableOptions table;
   table.block_size = 32 << 10;
   // Every block read is checksummed. Debian's RocksDB is built portable, so its CRC32C runs the
-  // table-driven fallback (a tenth of the shipper's CPU); XXH3 is as strong a check for this
-  // and fast without CPU-specific instructions. Tables written with CRC32C stay readable.
+  // table-driven fallback; XXH3 is as strong a check for this and fast without CPU-specific
+  // instructions. Tables written with CRC32C stay readable.
   table.checksum = rocksdb::kXXH3;
   o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   return o;
 }
-
-}  // namespace
 
 EventHash HashEventBytes(std::string_view bytes) {
   // OpenSSL 3 looks the algorithm up on every one-shot SHA256() call; on the append path that
@@ -248,7 +249,7 @@ namespace {
 Status OpenDb(const std::string& dir, bool secondary, const std::string& secondary_dir,
               std::unique_ptr<rocksdb::DB>* db, rocksdb::ColumnFamilyHandle** meta,
               rocksdb::ColumnFamilyHandle** events) {
-  rocksdb::Options options = BaseOptions();
+  rocksdb::Options options = SpoolRocksOptions();
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
       {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions(options)},
       {kEventsCf, rocksdb::ColumnFamilyOptions(options)}};
@@ -322,7 +323,7 @@ Status CreateSpoolDatabase(const std::string& dir) {
   fs::remove_all(staging, ec);
   fs::create_directories(staging, ec);  // RocksDB logs an error for a directory it must make
   {
-    rocksdb::Options options = BaseOptions();
+    rocksdb::Options options = SpoolRocksOptions();
     options.create_if_missing = true;
     options.create_missing_column_families = true;
     std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
