@@ -7,11 +7,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <thread>
 #include <tuple>
 
@@ -59,21 +61,29 @@ Result<std::string> PostgresBinDir() {
 }
 
 Result<int> PickFreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return Status::IOError(std::string("socket: ") + std::strerror(errno));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof addr;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+  // Below the kernel's ephemeral range: a port from inside it is free only until some client's
+  // connect() takes it as its local port, which a cluster restarted on its port, or a daemon
+  // binding a port picked a moment before, would then fail on.
+  int ephemeral_low = 32768;
+  if (std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range"); range) range >> ephemeral_low;
+  const int low = 10000, high = std::max(low + 1000, ephemeral_low) - 1;
+  std::mt19937 rng(std::random_device{}());
+  std::string last_error;
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    const int port = low + static_cast<int>(rng() % static_cast<unsigned>(high - low + 1));
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return Status::IOError(std::string("socket: ") + std::strerror(errno));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    const bool bound = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    if (!bound) last_error = std::strerror(errno);
     close(fd);
-    return Status::IOError(std::string("bind 127.0.0.1:0: ") + std::strerror(errno));
+    if (bound) return port;
   }
-  int port = ntohs(addr.sin_port);
-  close(fd);
-  return port;
+  return Status::IOError("no free port on 127.0.0.1 between " + std::to_string(low) + " and " +
+                         std::to_string(high) + " after 200 tries: " + last_error);
 }
 
 LocalPostgres::~LocalPostgres() {

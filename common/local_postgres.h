@@ -91,7 +91,8 @@ class LocalPostgres {
 // The directory of the PostgreSQL 15 server binaries, or a FailedPrecondition naming the package.
 [[nodiscard]] Result<std::string> PostgresBinDir();
 
-// A TCP port on 127.0.0.1 that was free a moment ago.
+// A TCP port on 127.0.0.1 that was free a moment ago, below the kernel's ephemeral range (so no
+// client connection takes it meanwhile).
 [[nodiscard]] Result<int> PickFreePort();
 
 }  // namespace lifeline

@@ -69,7 +69,23 @@ for d in "$PRIMARY_DIR" "$STANDBY_DIR"; do
     die "cannot start the cluster in $d"
 done
 port_of() { sed -n 's/^port = \([0-9]*\).*/\1/p' "$1/data/postgresql.conf" | tail -1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo $((20000 + RANDOM % 20000)); }
+# A free port below the kernel's ephemeral range, so no client connection takes it meanwhile.
+free_port() {
+  python3 -c '
+import random, socket
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+for _ in range(200):
+    port, s = random.randint(10000, max(11000, low) - 1), socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+        print(port)
+        break
+    except OSError:
+        pass
+    finally:
+        s.close()
+' || die "no free port"
+}
 
 mkfifo "$W/kafka.ctl"
 lifeline devkafka --brokers 3 --topic lifeline.events:1 --bootstrap-file "$W/bootstrap" \
