@@ -97,7 +97,8 @@ class Replayer {
   Status CheckWindow(const replayer::HeldRange& held, const std::string& source) const;
   // Adds one event to the batch; `done` when the window's end was passed.
   Status Accept(const SourcedEvent& item, bool* done);
-  Status LockStreamAtStart();
+  // Takes the stream's lock on the target (at start, and again after a reconnect).
+  Status LockStream();
   Status Loop();
   // Sends the batch built so far (whole source transactions only) once the one before it is over.
   Status Flush();
@@ -562,7 +563,7 @@ Status Replayer::Collect(bool wait) {
     }
     backoff = std::min(backoff * 2, std::chrono::milliseconds(10'000));
     Status c = ConnectTarget();
-    if (c.ok() && persist_position_) c = target_->LockStream(stream_);
+    if (c.ok() && persist_position_) c = LockStream();
     if (!c.ok()) {
       in_flight_.reset();
       return c;
@@ -714,10 +715,10 @@ void Replayer::PrintSummary() const {
   }
 }
 
-// The backend of a replayer killed mid-batch keeps the stream's lock until it finishes the
-// batch and finds its client gone, so a restarted replayer waits a little before it concludes
-// that another one is running.
-Status Replayer::LockStreamAtStart() {
+// The backend of a replayer killed mid-batch (or of this one's connection before a reconnect)
+// keeps the stream's lock until it finishes the batch and finds its client gone, so the lock is
+// waited for a little before concluding that another replayer is running.
+Status Replayer::LockStream() {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   bool said = false;
   while (true) {
@@ -727,8 +728,10 @@ Status Replayer::LockStreamAtStart() {
       return st;
     }
     if (!said) {
-      spdlog::info("replay: {}; waiting up to 10 s in case it is a replayer just stopped",
-                   st.message());
+      spdlog::info(
+          "replay: {}; waiting up to 10 s in case its holder is a replayer or a connection just "
+          "gone",
+          st.message());
       said = true;
     }
     if (SleepUnlessStopped(stop_, std::chrono::milliseconds(250))) return st;
@@ -741,7 +744,7 @@ Status Replayer::Run() {
   LIFELINE_RETURN_IF_ERROR(ConnectTarget());
   stream_ = options_.spool_dir.empty() ? options_.topic : "";
   persist_position_ = !options_.dry_run && (!IsWindow() || options_.record_position);
-  if (persist_position_) LIFELINE_RETURN_IF_ERROR(LockStreamAtStart());
+  if (persist_position_) LIFELINE_RETURN_IF_ERROR(LockStream());
   LIFELINE_ASSIGN_OR_RETURN(applied_, target_->ReadPosition(stream_));
   pending_ = applied_;
   // The first seq this run must see. A source that no longer holds it (a topic past its
