@@ -50,6 +50,10 @@ struct Flags {
   int partitions = 32;  // devkafka keeps about 5 MB per partition: spread 500,000 events
   std::string lifeline = LIFELINE_BINARY;
   std::vector<std::string> replay_args;  // extra flags for lifeline replay
+  // How the topic is filled: "live" (the shipper inside capture, during the load) or "drain"
+  // (capture spools the load, then `lifeline ship --until-drained` empties the spool into it).
+  std::string fill = "live";
+  std::string kcat = "kcat";
   std::string dir;
   std::string json;
   bool keep = false;
@@ -217,12 +221,13 @@ void Prepare(const Flags& f, Setup& s) {
                f.dir + "/spool",
                "--heartbeat-interval",
                "1h",
-               "--kafka-brokers",
-               s.kafka->bootstrap_servers(),
-               "--topic",
-               kTopic,
                "--metrics-addr",
                "127.0.0.1:" + std::to_string(port)};
+  const bool live = f.fill == "live";
+  if (live) {
+    spec.argv.insert(spec.argv.end(),
+                     {"--kafka-brokers", s.kafka->bootstrap_servers(), "--topic", kTopic});
+  }
   auto capture = Must(lifeline::ChildProcess::Start(spec, log), "starting capture");
   auto deadline = Clock::now() + std::chrono::seconds(120);
   while (Tail(log, 1 << 20).find("streaming from slot") == std::string::npos) {
@@ -255,7 +260,8 @@ void Prepare(const Flags& f, Setup& s) {
     if (Clock::now() > deadline) Fail("capture+shipper did not ship the load in time; log " + log);
     if (Metric(http, "lifeline_capture_events_spooled_total") >= s.changes) {
       auto spool = lifeline::Spool::OpenForRead(f.dir + "/spool");
-      if (spool.ok() && (*spool)->GetCursor("shipper") >= (*spool)->last_complete_seq()) {
+      if (spool.ok() &&
+          (!live || (*spool)->GetCursor("shipper") >= (*spool)->last_complete_seq())) {
         s.events = (*spool)->last_complete_seq();
         s.last_commit_lsn = (*spool)->last_complete_commit_lsn();
         break;
@@ -263,10 +269,24 @@ void Prepare(const Flags& f, Setup& s) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
-  s.ship_seconds = Seconds(Clock::now() - start);
   auto code = capture.Stop(SIGTERM, std::chrono::seconds(60));
   if (!code.ok() || *code != 0) Fail("capture did not stop cleanly; log " + log);
-  std::printf("capture+shipper: %llu events in the topic %.1f s after the load began\n",
+  if (!live) {
+    lifeline::CommandSpec ship;
+    ship.argv = {f.lifeline,        "ship",
+                 "--spool",         f.dir + "/spool",
+                 "--kafka-brokers", s.kafka->bootstrap_servers(),
+                 "--topic",         kTopic,
+                 "--until-drained"};
+    ship.timeout = std::chrono::seconds(600 + s.changes / 500);
+    auto r = Must(lifeline::RunCommand(ship), "running lifeline ship");
+    if (r.exit_code != 0)
+      Fail("lifeline ship exited " + std::to_string(r.exit_code) + ":\n" +
+           r.stderr_text.substr(0, 3000));
+  }
+  s.ship_seconds = Seconds(Clock::now() - start);
+  std::printf("%s: %llu events in the topic %.1f s after the load began\n",
+              live ? "capture+shipper" : "capture, then ship --until-drained",
               static_cast<unsigned long long>(s.events), s.ship_seconds);
 
   s.digest = Digest(*s.source);
@@ -329,6 +349,26 @@ ReplayRun TimeReplay(const Flags& f, const Setup& s, int target_port, const std:
   }
   CheckRows(*s.replay_standby, s, name);
   return run;
+}
+
+// An independent consumer reading the whole topic: what reading it from devkafka costs alone.
+double TimeKcatRead(const Flags& f, const Setup& s) {
+  lifeline::CommandSpec spec;
+  spec.argv = {f.kcat, "-C",   "-b", s.kafka->bootstrap_servers(),
+               "-t",   kTopic, "-o", "beginning",
+               "-e",   "-q",   "-f", "%o\n"};
+  spec.timeout = std::chrono::seconds(600 + s.changes / 200);
+  auto start = Clock::now();
+  auto r = Must(lifeline::RunCommand(spec), "running kcat");
+  double seconds = Seconds(Clock::now() - start);
+  if (r.exit_code != 0) Fail("kcat exited " + std::to_string(r.exit_code) + ": " + r.stderr_text);
+  auto records =
+      static_cast<uint64_t>(std::count(r.stdout_text.begin(), r.stdout_text.end(), '\n'));
+  if (records != s.events) {
+    Fail("kcat read " + std::to_string(records) + " records, the topic holds " +
+         std::to_string(s.events));
+  }
+  return seconds;
 }
 
 double TimeNative(const Setup& s, int round) {
@@ -396,7 +436,8 @@ int Main(Flags& f) {
 
   Setup s;
   std::map<std::string, std::vector<double>> seconds;
-  const std::vector<std::string> sides = {"replay", "native", "copy", "replay_rtt", "replay_spool"};
+  const std::vector<std::string> sides = {"replay",     "native",       "copy",
+                                          "replay_rtt", "replay_spool", "kcat_read"};
   try {
     Prepare(f, s);
     auto proxy = Must(
@@ -415,6 +456,8 @@ int Main(Flags& f) {
           t = TimeReplay(f, s, proxy->port(), "lifeline replay (round trip)").seconds;
         } else if (side == "native") {
           t = TimeNative(s, n);
+        } else if (side == "kcat_read") {
+          t = TimeKcatRead(f, s);
         } else {
           t = TimeCopy(s);
         }
@@ -451,11 +494,14 @@ int Main(Flags& f) {
               kGoalRtt, rtt_ratio >= kGoalRtt ? "met" : "NOT met");
   std::printf("replay from the spool %.0f changes/s; / logical replication %.2f\n",
               cps["replay_spool"], spool_vs_native);
+  std::printf("kcat reading the topic (%s-filled) %.0f records/s\n", f.fill.c_str(),
+              cps["kcat_read"]);
   if (!f.json.empty()) {
     std::ofstream out(f.json);
     out << "{\n  \"benchmark\": \"apply\",\n  \"changes\": " << s.changes
         << ",\n  \"events_in_topic\": " << s.events << ",\n  \"partitions\": " << f.partitions
-        << ",\n  \"rounds\": " << f.rounds << ",\n  \"rtt_ms\": " << f.rtt_ms
+        << ",\n  \"rounds\": " << f.rounds << ",\n  \"rtt_ms\": " << f.rtt_ms << ",\n  \"fill\": \""
+        << f.fill << "\""
         << ",\n  \"load_seconds\": " << s.load_seconds << ",\n";
     for (const auto& side : sides) {
       out << "  \"" << side << "\": {\"seconds\": [";
@@ -495,6 +541,12 @@ int main(int argc, char** argv) {
   app.add_option("--lifeline", f.lifeline, "The lifeline binary")->capture_default_str();
   app.add_option("--replay-arg", f.replay_args, "Extra flag for lifeline replay (repeatable)")
       ->allow_extra_args(false);
+  app.add_option("--fill", f.fill,
+                 "How the topic is filled: live (shipper during the load) or drain (ship "
+                 "--until-drained after it)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"live", "drain"}));
+  app.add_option("--kcat", f.kcat, "The kcat binary")->capture_default_str();
   app.add_option("--dir", f.dir, "Where clusters, spool and logs go (default: a temp dir)");
   app.add_option("--json", f.json, "Also write the results as JSON to this file");
   app.add_flag("--keep", f.keep, "Keep the directory afterwards");

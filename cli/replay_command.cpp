@@ -36,6 +36,9 @@ void AddReplayCommand(CLI::App& app, CommandBody* body) {
       ->check(CLI::Range(1, 10'000'000));
   sub->add_option("--batch-time", t->batch_ms, "Longest wait to fill a target transaction")
       ->capture_default_str();
+  sub->add_flag("--each-change", o->each_change,
+                "Apply every change as its own row operation, not each row's net change per "
+                "target transaction");
   sub->add_option("--from-offset", t->from_offset, "Start at PARTITION:OFFSET (Kafka)");
   sub->add_option("--from-seq", t->from_seq, "Start at this seq");
   sub->add_option("--from-lsn", t->from_lsn, "Start at transactions committed at or after X/Y");

@@ -18,6 +18,7 @@
 #include "common/shutdown.h"
 #include "common/status_server.h"
 #include "replayer/event_source.h"
+#include "replayer/net_changes.h"
 #include "replayer/replayer.h"
 #include "replayer/statement_builder.h"
 #include "replayer/target.h"
@@ -100,6 +101,10 @@ class Replayer {
   // Takes the stream's lock on the target (at start, and again after a reconnect).
   Status LockStream();
   Status Loop();
+  // Adds the row change of `ev` to the batch, as part of a multi-row statement where it can.
+  Status AddRowChange(const v1::ChangeEvent& ev, const std::vector<std::string>& column_types);
+  // Moves the net changes held into the batch.
+  Status TakeNetChanges();
   // Sends the batch built so far (whole source transactions only) once the one before it is over.
   Status Flush();
   // Settles the batch in flight: with `wait`, until it committed (resending it across reconnects
@@ -127,6 +132,7 @@ class Replayer {
   ReplayPosition pending_;     // including the batch being built
   uint64_t expected_seq_ = 0;  // 0: take the first seq as it comes
   std::vector<replayer::Statement> batch_;
+  replayer::NetChanges net_;    // rows not yet in run_ (tables with independent rows)
   replayer::StatementRun run_;  // rows not yet in batch_
   replayer::ShapeCache shapes_;
   // The batch sent and not yet known committed.
@@ -147,8 +153,8 @@ class Replayer {
   // events are of the relation before them, so nothing per event is looked up by name.
   struct LastRelation {
     uint32_t oid = 0, version = 0;
-    std::string schema, name, table;  // table: "schema.name"
-    std::vector<std::string> types;   // of its columns on the target (empty in a dry run)
+    std::string schema, name, table;       // table: "schema.name"
+    replayer::RelationOnTarget on_target;  // empty in a dry run
     std::array<uint64_t*, 8> by_op{};
     bool Is(const v1::Relation& r) const {
       return !table.empty() && r.relation_oid() == oid && r.schema_version() == version &&
@@ -401,10 +407,10 @@ Status Replayer::Accept(const SourcedEvent& item, bool* done) {
   if (ev.op() != v1::OP_HEARTBEAT && ev.op() != v1::OP_RESNAPSHOT_MARKER) {
     const v1::Relation& rel = ev.relation();
     if (!relation_.Is(rel)) {
-      std::vector<std::string> types;
-      if (!options_.dry_run) LIFELINE_RETURN_IF_ERROR(target_->CheckRelation(rel, &types));
+      replayer::RelationOnTarget on_target;
+      if (!options_.dry_run) LIFELINE_RETURN_IF_ERROR(target_->CheckRelation(rel, &on_target));
       relation_.Take(rel);
-      relation_.types = std::move(types);
+      relation_.on_target = std::move(on_target);
     }
     const std::string& table = relation_.table;
     // Keys are listed for a window's summary only: a daemon runs for months and would keep them
@@ -444,11 +450,12 @@ Status Replayer::Accept(const SourcedEvent& item, bool* done) {
         }
       }
     } else if (!options_.dry_run) {
-      if (!run_.TryAdd(ev, &relation_.types)) {
-        run_.TakeInto(&batch_);
-        if (!run_.TryAdd(ev, &relation_.types)) {
-          LIFELINE_ASSIGN_OR_RETURN(replayer::Statement st, replayer::ApplyStatement(ev, &shapes_));
-          if (!st.sql.empty()) batch_.push_back(std::move(st));
+      const auto& types = relation_.on_target.column_types;
+      const bool nettable = !options_.each_change && relation_.on_target.independent_rows;
+      if (!nettable || !net_.TryAdd(ev, types)) {
+        LIFELINE_RETURN_IF_ERROR(TakeNetChanges());
+        if (!nettable || !net_.TryAdd(ev, types)) {
+          LIFELINE_RETURN_IF_ERROR(AddRowChange(ev, types));
         }
       }
       if (!options_.audit_table.empty() && ev.op() != v1::OP_TRUNCATE) {
@@ -512,8 +519,27 @@ Status Replayer::Accept(const SourcedEvent& item, bool* done) {
   return Status::Ok();
 }
 
+Status Replayer::AddRowChange(const v1::ChangeEvent& ev,
+                              const std::vector<std::string>& column_types) {
+  if (!run_.TryAdd(ev, &column_types)) {
+    run_.TakeInto(&batch_);
+    if (!run_.TryAdd(ev, &column_types)) {
+      LIFELINE_ASSIGN_OR_RETURN(replayer::Statement st, replayer::ApplyStatement(ev, &shapes_));
+      if (!st.sql.empty()) batch_.push_back(std::move(st));
+    }
+  }
+  return Status::Ok();
+}
+
+Status Replayer::TakeNetChanges() {
+  return net_.TakeInto([this](const v1::ChangeEvent& ev, const std::vector<std::string>& types) {
+    return AddRowChange(ev, types);
+  });
+}
+
 Status Replayer::Flush() {
   if (in_txn_) return Status::Ok();  // only whole source transactions are applied
+  LIFELINE_RETURN_IF_ERROR(TakeNetChanges());
   run_.TakeInto(&batch_);
   const uint64_t sent_seq = in_flight_ ? in_flight_->position.last_seq : applied_.last_seq;
   if (batch_.empty() && pending_.last_seq == sent_seq) return Status::Ok();
@@ -677,7 +703,7 @@ void Replayer::PrintSummary() const {
         "\"first_commit_lsn\":%s,\"last_commit_lsn\":%s,\"first_commit_time\":%s,"
         "\"last_commit_time\":%s,\"by_op_table\":%s,\"keys_touched\":%zu,\"keys\":%s,"
         "\"rows_inserted_if_missing\":%llu,\"records_read\":%llu,\"records_read_to_find_start\":%"
-        "llu}\n",
+        "llu,\"row_changes_netted\":%llu}\n",
         options_.dry_run ? "true" : "false", static_cast<unsigned long long>(s.events),
         static_cast<unsigned long long>(s.transactions),
         static_cast<unsigned long long>(s.duplicates), static_cast<unsigned long long>(s.gaps),
@@ -689,7 +715,8 @@ void Replayer::PrintSummary() const {
         s.last_time_us ? JsonQuote(FormatTimestampUs(s.last_time_us)).c_str() : "null", ops.c_str(),
         s.keys.size(), keys.c_str(), static_cast<unsigned long long>(s.rows_inserted_if_missing),
         static_cast<unsigned long long>(records_read),
-        static_cast<unsigned long long>(s.survey_records_read));
+        static_cast<unsigned long long>(s.survey_records_read),
+        static_cast<unsigned long long>(net_.events_taken() - net_.changes_given()));
     return;
   }
   std::printf(
@@ -709,6 +736,11 @@ void Replayer::PrintSummary() const {
       s.keys.size(), static_cast<unsigned long long>(s.duplicates),
       static_cast<unsigned long long>(s.gaps), static_cast<unsigned long long>(s.dead_letters),
       static_cast<unsigned long long>(records_read));
+  if (net_.events_taken() > 0) {
+    std::printf("  row changes netted within target transactions: %llu of %llu\n",
+                static_cast<unsigned long long>(net_.events_taken() - net_.changes_given()),
+                static_cast<unsigned long long>(net_.events_taken()));
+  }
   if (options_.only_missing) {
     std::printf("  rows inserted where missing (never overwritten): %llu candidates\n",
                 static_cast<unsigned long long>(s.rows_inserted_if_missing));

@@ -29,6 +29,9 @@ struct ReplayOptions {
   // Grouping of source transactions into target transactions.
   size_t batch_events = 5000;
   int64_t batch_ms = 50;
+  // Apply every change as a row operation of its own, even where a target transaction holds
+  // several changes of one row whose net change would do (replayer/net_changes.h).
+  bool each_change = false;
 
   // A window (any of these makes this a window replay rather than the daemon).
   std::optional<std::pair<int32_t, int64_t>> from_offset;  // partition, offset

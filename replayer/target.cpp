@@ -3,6 +3,7 @@
 
 #include <libpq-fe.h>
 #include <poll.h>
+#include <set>
 
 #include <pqxx/pqxx>
 
@@ -138,10 +139,49 @@ Result<ReplayPosition> Target::ReadPosition(const std::string& stream) {
   });
 }
 
-Status Target::CheckRelation(const v1::Relation& rel, std::vector<std::string>* column_types) {
+namespace {
+
+// Whether rows of the table change independently of each other (RelationOnTarget).
+bool IndependentRows(pqxx::nontransaction& tx, const v1::Relation& rel) {
+  auto ties = tx.exec_params(
+      "SELECT c.relkind = 'r' AND NOT c.relhasrules "
+      "AND NOT EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = c.oid OR inhparent = c.oid) "
+      "AND NOT EXISTS (SELECT 1 FROM pg_constraint WHERE (conrelid = c.oid OR confrelid = "
+      "c.oid) AND contype IN ('f', 'x')) "
+      "AND NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = c.oid AND NOT tgisinternal) "
+      "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+      "WHERE n.nspname = $1 AND c.relname = $2",
+      rel.schema(), rel.table());
+  if (ties.size() != 1 || !ties[0][0].as<bool>()) return false;
+  // Every unique index, with its columns (none for an expression); partial ones count as
+  // expressions: they are not the key.
+  auto unique = tx.exec_params(
+      "SELECT i.indexrelid, i.indpred IS NULL AND i.indexprs IS NULL, a.attname "
+      "FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
+      "JOIN pg_namespace n ON n.oid = c.relnamespace "
+      "LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey) "
+      "WHERE n.nspname = $1 AND c.relname = $2 AND i.indisunique",
+      rel.schema(), rel.table());
+  std::set<std::string> key, index_columns;
+  for (const auto& c : rel.columns()) {
+    if (c.key()) key.insert(c.name());
+  }
+  std::string index;
+  for (const auto& row : unique) {
+    if (!index.empty() && row[0].as<std::string>() != index) return false;  // a second one
+    index = row[0].as<std::string>();
+    if (!row[1].as<bool>() || row[2].is_null()) return false;
+    index_columns.insert(row[2].as<std::string>());
+  }
+  return !key.empty() && index_columns == key;
+}
+
+}  // namespace
+
+Status Target::CheckRelation(const v1::Relation& rel, RelationOnTarget* on_target) {
   std::string key = rel.schema() + "." + rel.table() + "#" + std::to_string(rel.schema_version());
   if (auto it = checked_.find(key); it != checked_.end()) {
-    if (column_types != nullptr) *column_types = it->second;
+    if (on_target != nullptr) *on_target = it->second;
     return Status::Ok();
   }
   return GuardPostgres(
@@ -174,10 +214,10 @@ Status Target::CheckRelation(const v1::Relation& rel, std::vector<std::string>* 
         std::map<std::string, std::string> have;  // column name -> its type on the target
         for (const auto& row : r) have[row[0].as<std::string>()] = row[1].as<std::string>();
         std::string ddl;
-        std::vector<std::string> types;
+        RelationOnTarget found;
         for (const auto& c : rel.columns()) {
           auto it = have.find(c.name());
-          types.push_back(it != have.end() ? it->second : std::string());
+          found.column_types.push_back(it != have.end() ? it->second : std::string());
           if (it == have.end()) {
             ddl += "ALTER TABLE " + table + " ADD COLUMN " + QuoteIdent(c.name()) + " " +
                    type_of(c) + "; ";
@@ -190,8 +230,9 @@ Status Target::CheckRelation(const v1::Relation& rel, std::vector<std::string>* 
               std::to_string(rel.schema_version()) +
               "); nothing was applied and the position is held. Run: " + ddl);
         }
-        if (column_types != nullptr) *column_types = types;
-        checked_.emplace(key, std::move(types));
+        found.independent_rows = IndependentRows(tx, rel);
+        if (on_target != nullptr) *on_target = found;
+        checked_.emplace(key, std::move(found));
         return Status::Ok();
       });
 }

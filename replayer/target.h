@@ -36,6 +36,17 @@ struct ReplayPosition {
   std::map<int32_t, int64_t> next_offsets;  // by partition
 };
 
+// A relation's table as the target has it.
+struct RelationOnTarget {
+  // format_type of each of the relation's columns on the target, in the relation's order.
+  std::vector<std::string> column_types;
+  // A change of one row cannot depend on, or fail because of, another row's: the table's only
+  // unique index is on the stream's key columns, and no foreign key, exclusion constraint,
+  // trigger, rule, partitioning or inheritance ties rows together. Only then may the changes of
+  // a target transaction be netted per row and regrouped (NetChanges).
+  bool independent_rows = false;
+};
+
 class Target {
  public:
   ~Target();
@@ -48,10 +59,10 @@ class Target {
   // Position of `stream`, empty when never recorded (or the bookkeeping tables do not exist).
   [[nodiscard]] Result<ReplayPosition> ReadPosition(const std::string& stream);
   // The target has the relation's table and columns; otherwise FailedPrecondition with the DDL
-  // that would fix it. With `column_types`, also gives each of the relation's columns' type on
-  // the target (format_type), in the relation's column order.
+  // that would fix it. With `on_target`, also says what the replay needs to know of the table.
+  // Read once per relation and schema version.
   [[nodiscard]] Status CheckRelation(const v1::Relation& relation,
-                                     std::vector<std::string>* column_types = nullptr);
+                                     RelationOnTarget* on_target = nullptr);
   // Runs `sql` (statements ending in ';') and commits, in one round trip.
   [[nodiscard]] Status ApplyInTransaction(const std::string& sql);
 
@@ -81,8 +92,8 @@ class Target {
   Status WaitSocket(bool write);
 
   std::unique_ptr<pqxx::connection> conn_;
-  // "schema.table#version" -> the column types on the target, for relations checked.
-  std::map<std::string, std::vector<std::string>> checked_;
+  // "schema.table#version" -> its table on the target, for relations checked.
+  std::map<std::string, RelationOnTarget> checked_;
 
   struct PgConnCloser {
     void operator()(PGconn* c) const;
