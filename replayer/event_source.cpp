@@ -167,9 +167,51 @@ Result<int> PartitionCount(rd_kafka_t* rk, const KafkaSourceOptions& o) {
   return partitions;
 }
 
+// The seq of a serialized ChangeEvent (field 1), found without parsing the rest: a merge of many
+// partitions holds records until their turn, and parsing them only then keeps that cheap. 0 if
+// the bytes do not show one.
+uint64_t PeekSeq(std::string_view bytes) {
+  size_t at = 0;
+  auto varint = [&](uint64_t* v) {
+    *v = 0;
+    for (int shift = 0; shift < 64 && at < bytes.size(); shift += 7) {
+      auto b = static_cast<uint8_t>(bytes[at++]);
+      *v |= uint64_t{b & 0x7fu} << shift;
+      if ((b & 0x80) == 0) return true;
+    }
+    return false;
+  };
+  while (at < bytes.size()) {
+    uint64_t tag = 0, v = 0;
+    if (!varint(&tag)) return 0;
+    switch (tag & 7) {
+      case 0:
+        if (!varint(&v)) return 0;
+        if ((tag >> 3) == 1) return v;
+        break;
+      case 1:
+        at += 8;
+        break;
+      case 2:
+        if (!varint(&v) || v > bytes.size() - at) return 0;
+        at += v;
+        break;
+      case 5:
+        at += 4;
+        break;
+      default:
+        return 0;
+    }
+  }
+  return 0;
+}
+
 class KafkaSource : public EventSource {
  public:
   ~KafkaSource() override {
+    for (auto& q : partitions_) {
+      for (auto& held : q.events) rd_kafka_message_destroy(held.message);
+    }
     if (rk_ != nullptr) {
       rd_kafka_consumer_close(rk_);
       rd_kafka_destroy(rk_);
@@ -232,14 +274,16 @@ class KafkaSource : public EventSource {
           q.eof = true;
         } else {
           q.eof = false;
-          RecordPosition pos{options_.topic, m->partition, m->offset};
           q.consumed = m->offset + 1;
           ++records_read_;
-          q.events.push_back(
-              pool_.Parse(pos, std::string_view(static_cast<const char*>(m->payload), m->len)));
+          // Held as it came, parsed when its turn comes: a record whose seq cannot be seen
+          // (seq 0) does not parse either, and is handed over where it stands.
+          q.events.push_back(HeldRecord{
+              m, PeekSeq(std::string_view(static_cast<const char*>(m->payload), m->len))});
+          m = nullptr;
         }
       }
-      rd_kafka_message_destroy(m);
+      if (m != nullptr) rd_kafka_message_destroy(m);
     }
   }
 
@@ -248,7 +292,7 @@ class KafkaSource : public EventSource {
     for (size_t p = 0; p < partitions_.size(); ++p) {
       const PartitionQueue& q = partitions_[p];
       out[static_cast<int32_t>(p)] =
-          q.events.empty() ? q.consumed : q.events.front().position.offset;
+          q.events.empty() ? q.consumed : q.events.front().message->offset;
     }
     return out;
   }
@@ -278,20 +322,16 @@ class KafkaSource : public EventSource {
     PartitionQueue* best = nullptr;
     uint64_t best_seq = UINT64_MAX;
     for (auto& partition : partitions_) {
-      std::deque<SourcedEvent>& q = partition.events;
+      std::deque<HeldRecord>& q = partition.events;
       // Records below the expected seq are duplicates (a re-ship): pass them over.
-      while (!q.empty() && q.front().event && q.front().event->seq() < expected_) {
-        pool_.Recycle(std::move(q.front()));
+      while (!q.empty() && q.front().seq != 0 && q.front().seq < expected_) {
+        rd_kafka_message_destroy(q.front().message);
         q.pop_front();
       }
       if (q.empty()) continue;
-      if (!q.front().event) {  // poison: hand it over where it stands
-        SourcedEvent bad = std::move(q.front());
-        q.pop_front();
-        return bad;
-      }
-      if (q.front().event->seq() < best_seq) {
-        best_seq = q.front().event->seq();
+      if (q.front().seq == 0) return Take(partition);  // poison: hand it over where it stands
+      if (q.front().seq < best_seq) {
+        best_seq = q.front().seq;
         best = &partition;
         // Nothing can come before the expected seq: the rest need not be looked at now (a
         // merge of many partitions would otherwise scan them all for every event).
@@ -315,20 +355,32 @@ class KafkaSource : public EventSource {
         if (q.events.empty() && !q.eof) return std::nullopt;
       }
     }
-    SourcedEvent ev = std::move(best->events.front());
-    best->events.pop_front();
-    expected_ = ev.event->seq() + 1;
+    std::optional<SourcedEvent> ev = Take(*best);
+    if (ev->event) expected_ = ev->event->seq() + 1;
     return ev;
   }
 
   KafkaSourceOptions options_;
   rd_kafka_t* rk_ = nullptr;
+  struct HeldRecord {
+    rd_kafka_message_t* message;
+    uint64_t seq;  // as PeekSeq saw it
+  };
   struct PartitionQueue {
-    std::deque<SourcedEvent> events;  // read, not yet handed out
-    bool eof = false;                 // read to its end (since the last broker error)
-    int64_t consumed = 0;             // offset after the last record read
+    std::deque<HeldRecord> events;  // read, not yet handed out
+    bool eof = false;               // read to its end (since the last broker error)
+    int64_t consumed = 0;           // offset after the last record read
   };
   std::vector<PartitionQueue> partitions_;  // indexed by partition
+  // The record at the front of `q`, parsed.
+  std::optional<SourcedEvent> Take(PartitionQueue& q) {
+    rd_kafka_message_t* m = q.events.front().message;
+    q.events.pop_front();
+    SourcedEvent ev = pool_.Parse(RecordPosition{options_.topic, m->partition, m->offset},
+                                  std::string_view(static_cast<const char*>(m->payload), m->len));
+    rd_kafka_message_destroy(m);
+    return ev;
+  }
   uint64_t expected_ = 1;
   uint64_t records_read_ = 0;
   uint64_t waiting_for_ = 0;
