@@ -4,6 +4,7 @@
 #include <librdkafka/rdkafka.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <deque>
 #include <thread>
@@ -139,6 +140,17 @@ Result<rd_kafka_t*> NewConsumer(const KafkaSourceOptions& o,
   return rk;
 }
 
+// The merge into seq order needs a fetch of every partition in hand at once (the next seq may be
+// in one partition's next batch while the others wait), so the consumer's queue must hold about
+// two fetches per partition. librdkafka's defaults (64 MB and 100,000 messages for the whole
+// queue) stop fetching short of that with many partitions, and the merge then stalls for a fetch
+// backoff every few tens of thousands of events.
+std::vector<std::pair<std::string, std::string>> MergeQueueSettings(int partitions) {
+  const int64_t kbytes = std::clamp<int64_t>(int64_t{partitions} * 2048, 65536, 2097151);
+  return {{"queued.max.messages.kbytes", std::to_string(kbytes)},
+          {"queued.min.messages", "1000000"}};
+}
+
 // Partitions of the topic from metadata; a missing topic is an error naming it.
 Result<int> PartitionCount(rd_kafka_t* rk, const KafkaSourceOptions& o) {
   int partitions = 0;
@@ -221,8 +233,12 @@ class KafkaSource : public EventSource {
   Status Open(const KafkaSourceOptions& o) {
     options_ = o;
     expected_ = o.next_seq == 0 ? 1 : o.next_seq;
-    LIFELINE_ASSIGN_OR_RETURN(rk_, NewConsumer(o, {}, &broker_errors_));
-    LIFELINE_ASSIGN_OR_RETURN(int partitions, PartitionCount(rk_, o));
+    LIFELINE_ASSIGN_OR_RETURN(rd_kafka_t * probe, NewConsumer(o, {}, &broker_errors_));
+    Result<int> counted = PartitionCount(probe, o);
+    rd_kafka_consumer_close(probe);
+    rd_kafka_destroy(probe);
+    LIFELINE_ASSIGN_OR_RETURN(int partitions, std::move(counted));
+    LIFELINE_ASSIGN_OR_RETURN(rk_, NewConsumer(o, MergeQueueSettings(partitions), &broker_errors_));
     rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(partitions);
     for (int32_t p = 0; p < partitions; ++p) {
       auto it = o.start_offsets.find(p);

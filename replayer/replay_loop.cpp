@@ -143,6 +143,8 @@ class Replayer {
     Status sent;                // how sending it went
   };
   std::optional<InFlight> in_flight_;
+  // The record the replay stops at, when the batch before it is applied first.
+  std::optional<replayer::RecordPosition> stopped_at_;
   size_t batch_events_ = 0;
   uint64_t transactions_counted_ = 0;
   bool in_txn_ = false;
@@ -544,6 +546,10 @@ Status Replayer::Flush() {
   const uint64_t sent_seq = in_flight_ ? in_flight_->position.last_seq : applied_.last_seq;
   if (batch_.empty() && pending_.last_seq == sent_seq) return Status::Ok();
   pending_.next_offsets = source_->NextOffsets();
+  if (stopped_at_) {
+    int64_t& next = pending_.next_offsets[stopped_at_->partition];
+    next = std::min(next, stopped_at_->offset);
+  }
   if (options_.dry_run) {
     transactions_.Add(summary_.transactions - transactions_counted_);
     transactions_counted_ = summary_.transactions;
@@ -634,7 +640,21 @@ Status Replayer::Loop() {
       }
     }
     if (item) {
-      LIFELINE_RETURN_IF_ERROR(Accept(*item, &done));
+      Status accepted = Accept(*item, &done);
+      if (!accepted.ok()) {
+        // A record that stops the replay (one that does not parse, a gap, a table the target
+        // lacks) stops it after the whole transactions read before it, not after the last batch
+        // that happened to be sent: a window then leaves the target at the last of them.
+        const bool source_stop = accepted.code() == StatusCode::kCorruption ||
+                                 accepted.code() == StatusCode::kFailedPrecondition;
+        if (source_stop && !in_txn_) {
+          stopped_at_ = item->position;  // read, not applied: the position must not pass it
+          if (Status flushed = Flush(); !flushed.ok()) {
+            spdlog::warn("replay: applying the transactions before it: {}", flushed.message());
+          }
+        }
+        return accepted;
+      }
       source_->Recycle(std::move(*item));
     }
     // Keep the batch in flight moving (its rest sent, its results read) while this one is built.

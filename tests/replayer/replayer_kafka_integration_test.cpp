@@ -145,6 +145,19 @@ TEST_P(PoisonIntegration, APoisonRecordStopsAtItsOffsetOrIsDeadLettered) {
   EXPECT_NE(r.stderr_text.find("topic calls partition 0 offset"), std::string::npos)
       << r.stderr_text;
   EXPECT_NE(r.stderr_text.find("--dead-letter"), std::string::npos);
+  // It stopped after everything before the poison record, its position included: the seq of the
+  // record just before it (one partition).
+  std::smatch at;
+  ASSERT_TRUE(std::regex_search(r.stderr_text, at, std::regex("partition 0 offset ([0-9]+)")));
+  const std::string before = std::to_string(std::stoll(at[1].str()) - 1);
+  auto records = testing::ReadTopicWithKcat(kcat, kafka_->bootstrap_servers(), "calls", "%o %h\n");
+  ASSERT_TRUE(records.has_value());
+  std::smatch seq;
+  ASSERT_TRUE(std::regex_search(*records, seq, std::regex("(^|\n)" + before + " seq=([0-9]+)")))
+      << *records;
+  EXPECT_EQ(Trim(*standby_->Psql("SELECT max(last_seq) FROM lifeline.replay_position", "app")),
+            seq[2].str())
+      << r.stderr_text;
 
   auto replay = Start(ReplayArgs({"--dead-letter"}), "replay.log");
   ASSERT_TRUE(WaitFor([&] { return StandbyPast(lsn); }, 120s)) << replay->Log();
