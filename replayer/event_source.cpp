@@ -13,6 +13,7 @@
 #include "common/kafka_config.h"
 #include "common/lsn.h"
 #include "common/spool.h"
+#include "common/wire_reader.h"
 
 namespace lifeline::replayer {
 
@@ -183,37 +184,13 @@ Result<int> PartitionCount(rd_kafka_t* rk, const KafkaSourceOptions& o) {
 // partitions holds records until their turn, and parsing them only then keeps that cheap. 0 if
 // the bytes do not show one.
 uint64_t PeekSeq(std::string_view bytes) {
-  size_t at = 0;
-  auto varint = [&](uint64_t* v) {
-    *v = 0;
-    for (int shift = 0; shift < 64 && at < bytes.size(); shift += 7) {
-      auto b = static_cast<uint8_t>(bytes[at++]);
-      *v |= uint64_t{b & 0x7fu} << shift;
-      if ((b & 0x80) == 0) return true;
-    }
-    return false;
-  };
-  while (at < bytes.size()) {
-    uint64_t tag = 0, v = 0;
-    if (!varint(&tag)) return 0;
-    switch (tag & 7) {
-      case 0:
-        if (!varint(&v)) return 0;
-        if ((tag >> 3) == 1) return v;
-        break;
-      case 1:
-        at += 8;
-        break;
-      case 2:
-        if (!varint(&v) || v > bytes.size() - at) return 0;
-        at += v;
-        break;
-      case 5:
-        at += 4;
-        break;
-      default:
-        return 0;
-    }
+  WireReader r(bytes);
+  uint32_t field = 0;
+  int wire_type = 0;
+  uint64_t seq = 0;
+  while (!r.done() && r.Tag(&field, &wire_type)) {
+    if (field == 1 && wire_type == kVarint) return r.Varint(&seq) ? seq : 0;
+    if (!r.Skip(wire_type)) return 0;
   }
   return 0;
 }
