@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string_view>
 
 namespace lifeline {
@@ -26,6 +27,11 @@ class WireReader {
   bool done() const { return p_ == end_; }
 
   bool Varint(uint64_t* v) {
+    // Tags and lengths of small fields take one byte: most varints read here.
+    if (p_ != end_ && static_cast<uint8_t>(*p_) < 0x80) {
+      *v = static_cast<uint8_t>(*p_++);
+      return true;
+    }
     uint64_t out = 0;
     for (int shift = 0; shift < 70; shift += 7) {
       if (p_ == end_) return false;
@@ -59,10 +65,8 @@ class WireReader {
   // other text takes the full check.
   bool Text(std::string_view* out) {
     if (!Bytes(out)) return false;
-    unsigned char high = 0;
-    for (char c : *out) high |= static_cast<unsigned char>(c);
-    return (high & 0x80) == 0 || google::protobuf::internal::IsStructurallyValidUTF8(
-                                     out->data(), static_cast<int>(out->size()));
+    return IsAscii(*out) || google::protobuf::internal::IsStructurallyValidUTF8(
+                                out->data(), static_cast<int>(out->size()));
   }
 
   bool Skip(int wire_type) {
@@ -83,6 +87,20 @@ class WireReader {
   }
 
  private:
+  // Eight bytes at a time: the text of a row is most of an event's bytes.
+  static bool IsAscii(std::string_view s) {
+    const char* p = s.data();
+    size_t n = s.size();
+    uint64_t high = 0;
+    for (; n >= 8; p += 8, n -= 8) {
+      uint64_t word;
+      std::memcpy(&word, p, 8);
+      high |= word;
+    }
+    for (; n > 0; ++p, --n) high |= static_cast<uint8_t>(*p);
+    return (high & 0x8080808080808080ull) == 0;
+  }
+
   bool Advance(size_t n) {
     if (static_cast<size_t>(end_ - p_) < n) return false;
     p_ += n;

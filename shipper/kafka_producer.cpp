@@ -14,6 +14,7 @@ namespace lifeline::shipper {
 KafkaProducer::~KafkaProducer() {
   if (rk_ != nullptr) {
     if (!abandoned_) rd_kafka_flush(rk_, 2000);
+    if (rkt_ != nullptr) rd_kafka_topic_destroy(rkt_);
     rd_kafka_destroy(rk_);
   }
 }
@@ -183,6 +184,15 @@ Status KafkaProducer::EnsureTopic(int timeout_ms) {
 }
 
 Status KafkaProducer::Produce(const KafkaRecord& record) {
+  // Made on first use, after EnsureTopic: a topic handle asks the cluster for the topic by name,
+  // which creates it with the broker's defaults where topics are auto-created.
+  if (rkt_ == nullptr) {
+    rkt_ = rd_kafka_topic_new(rk_, topic_.c_str(), nullptr);
+    if (rkt_ == nullptr) {
+      return Status::Unavailable("Kafka topic " + topic_ + ": " +
+                                 rd_kafka_err2str(rd_kafka_last_error()));
+    }
+  }
   rd_kafka_headers_t* headers = rd_kafka_headers_new(record.headers.size());
   for (const auto& [k, v] : record.headers) {
     rd_kafka_header_add(headers, k.data(), static_cast<ssize_t>(k.size()), v.data(),
@@ -192,7 +202,7 @@ Status KafkaProducer::Produce(const KafkaRecord& record) {
   const void* key = record.key ? record.key->data() : nullptr;
   size_t key_len = record.key ? record.key->size() : 0;
   rd_kafka_resp_err_t err = rd_kafka_producev(
-      rk_, RD_KAFKA_V_TOPIC(topic_.c_str()), RD_KAFKA_V_PARTITION(partition),
+      rk_, RD_KAFKA_V_RKT(rkt_), RD_KAFKA_V_PARTITION(partition),
       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
       RD_KAFKA_V_VALUE(const_cast<char*>(record.value.data()), record.value.size()),
       RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_TIMESTAMP(record.timestamp_ms),

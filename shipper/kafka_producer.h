@@ -12,6 +12,7 @@
 #include "shipper/kafka_record.h"
 
 struct rd_kafka_s;
+struct rd_kafka_topic_s;
 
 namespace lifeline::shipper {
 
@@ -56,6 +57,8 @@ class KafkaProducer {
   KafkaProducer() = default;
   static void OnDelivery(rd_kafka_s* rk, const void* message, void* opaque);
   rd_kafka_s* rk_ = nullptr;
+  // Held for the producer's life: naming the topic in each produce call looks it up every time.
+  rd_kafka_topic_s* rkt_ = nullptr;
   std::string topic_;
   ProducerConfig config_;
   DeliveryCallback on_delivery_;

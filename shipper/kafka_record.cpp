@@ -23,17 +23,28 @@ struct ValueView {
   std::string_view text;
 };
 
-// The fields of a ChangeEvent the record needs, pointing into the spooled bytes. Repeated
-// occurrences of a field combine as protobuf merges them: scalars last wins, lists append.
+// A relation's columns and schema version, pointing into the memo's copy of its bytes.
+struct RelationView {
+  uint32_t schema_version = 0;
+  std::vector<ColumnView> columns;
+  std::vector<uint32_t> keys;  // indices of the key columns, ascending
+};
+
+// The source as the record's header has it ("system_id/slot_name"), from the memo.
+struct SourceView {
+  std::string header = "/";
+};
+
+// The fields of a ChangeEvent the record needs, pointing into the spooled bytes (and into the
+// memo for the source and relation). Repeated occurrences of a field combine as protobuf merges
+// them: scalars last wins, lists append.
 struct EventView {
   uint64_t seq = 0;
   uint64_t commit_lsn = 0;
   int64_t commit_time_us = 0;
   int32_t op = 0;
-  std::string_view system_id;
-  std::string_view slot_name;
-  uint32_t schema_version = 0;
-  std::vector<ColumnView> columns;
+  const SourceView* source = nullptr;
+  const RelationView* relation = nullptr;
   bool has_before = false;
   bool has_after = false;
   std::vector<ValueView> before;
@@ -42,27 +53,26 @@ struct EventView {
   std::string_view key_id;
   bool has_record_key = false;
   std::string_view record_key;
-  bool has_source = false;
-  bool has_relation = false;
 
+  // Back to empty, keeping the lists' capacity.
   void Clear() {
-    std::vector<ColumnView> c = std::move(columns);
-    std::vector<ValueView> b = std::move(before), a = std::move(after);
-    *this = EventView();
-    c.clear();
-    b.clear();
-    a.clear();
-    columns = std::move(c);
-    before = std::move(b);
-    after = std::move(a);
+    seq = commit_lsn = 0;
+    commit_time_us = 0;
+    op = 0;
+    source = nullptr;
+    relation = nullptr;
+    has_before = has_after = sealed = has_record_key = false;
+    before.clear();
+    after.clear();
+    key_id = record_key = {};
   }
 };
 
-bool ScanSource(std::string_view bytes, EventView& ev) {
+bool ScanSource(std::string_view bytes, std::string_view* system_id, std::string_view* slot_name) {
   return ScanMessage(bytes, [&](WireReader& r, uint32_t field, int wt) {
     std::string_view unused;
     if (wt != kLengthDelimited || (field != 1 && field != 3 && field != 4)) return r.Skip(wt);
-    return r.Text(field == 1 ? &ev.system_id : field == 4 ? &ev.slot_name : &unused);
+    return r.Text(field == 1 ? system_id : field == 4 ? slot_name : &unused);
   });
 }
 
@@ -82,22 +92,26 @@ bool ScanColumn(std::string_view bytes, ColumnView& col) {
   });
 }
 
-bool ScanRelation(std::string_view bytes, EventView& ev) {
-  return ScanMessage(bytes, [&](WireReader& r, uint32_t field, int wt) {
+bool ScanRelation(std::string_view bytes, RelationView& rel) {
+  bool ok = ScanMessage(bytes, [&](WireReader& r, uint32_t field, int wt) {
     std::string_view s;
     uint64_t v = 0;
     if (wt == kLengthDelimited && (field == 1 || field == 2)) return r.Text(&s);
     if (wt == kVarint && field == 4) {
       if (!r.Varint(&v)) return false;
-      ev.schema_version = static_cast<uint32_t>(v);
+      rel.schema_version = static_cast<uint32_t>(v);
       return true;
     }
     if (wt == kLengthDelimited && field == 5) {
-      ev.columns.emplace_back();
-      return r.Bytes(&s) && ScanColumn(s, ev.columns.back());
+      rel.columns.emplace_back();
+      return r.Bytes(&s) && ScanColumn(s, rel.columns.back());
     }
     return r.Skip(wt);
   });
+  for (uint32_t i = 0; i < rel.columns.size(); ++i) {
+    if (rel.columns[i].key) rel.keys.push_back(i);
+  }
+  return ok;
 }
 
 bool ScanValue(std::string_view bytes, ValueView& value) {
@@ -140,50 +154,44 @@ bool ScanSealed(std::string_view bytes, EventView& ev) {
 }
 
 // The source and relation of consecutive events are the same bytes as a rule (one source, a few
-// tables): scanned once, their views (into a copy kept here) serve every event that repeats them.
+// tables): scanned once, what was read from them serves every event that repeats them.
 struct SubMessageMemo {
   std::string source_bytes;
   bool source_valid = false;
-  std::string_view system_id, slot_name;
+  SourceView source;
   std::string relation_bytes;
   bool relation_valid = false;
-  EventView relation;  // its columns and schema_version, pointing into relation_bytes
+  RelationView relation;  // its names point into relation_bytes
 };
 
-bool ScanSourceMemo(std::string_view bytes, SubMessageMemo& memo, EventView& ev) {
+const SourceView* ScanSourceMemo(std::string_view bytes, SubMessageMemo& memo) {
   if (!memo.source_valid || bytes != memo.source_bytes) {
     memo.source_valid = false;
     memo.source_bytes.assign(bytes);
-    EventView scanned;
-    if (!ScanSource(memo.source_bytes, scanned)) return false;
-    memo.system_id = scanned.system_id;
-    memo.slot_name = scanned.slot_name;
+    std::string_view system_id, slot_name;
+    if (!ScanSource(memo.source_bytes, &system_id, &slot_name)) return nullptr;
+    memo.source.header.assign(system_id).append("/").append(slot_name);
     memo.source_valid = true;
   }
-  ev.system_id = memo.system_id;
-  ev.slot_name = memo.slot_name;
-  return true;
+  return &memo.source;
 }
 
-bool ScanRelationMemo(std::string_view bytes, SubMessageMemo& memo, EventView& ev) {
+const RelationView* ScanRelationMemo(std::string_view bytes, SubMessageMemo& memo) {
   if (!memo.relation_valid || bytes != memo.relation_bytes) {
     memo.relation_valid = false;
     memo.relation_bytes.assign(bytes);
-    memo.relation.Clear();
-    if (!ScanRelation(memo.relation_bytes, memo.relation)) return false;
+    memo.relation = RelationView();
+    if (!ScanRelation(memo.relation_bytes, memo.relation)) return nullptr;
     memo.relation_valid = true;
   }
-  ev.schema_version = memo.relation.schema_version;
-  ev.columns.assign(memo.relation.columns.begin(), memo.relation.columns.end());
-  return true;
+  return &memo.relation;
 }
 
-bool ScanEvent(std::string_view bytes, EventView& ev) {
-  thread_local SubMessageMemo memo;
+bool ScanEvent(std::string_view bytes, SubMessageMemo& memo, EventView& ev) {
   return ScanMessage(bytes, [&](WireReader& r, uint32_t field, int wt) {
     std::string_view s;
     uint64_t v = 0;
-    if (wt == kVarint && (field == 1 || field == 3 || field == 6 || field == 10)) {
+    if (wt == kVarint) {
       if (!r.Varint(&v)) return false;
       if (field == 1) ev.seq = v;
       if (field == 3) ev.commit_lsn = v;
@@ -195,13 +203,13 @@ bool ScanEvent(std::string_view bytes, EventView& ev) {
     switch (field) {
       // A sub-message given twice merges with itself in protobuf: left to the full parser.
       case 2:
-        if (ev.has_source) return false;
-        ev.has_source = true;
-        return r.Bytes(&s) && ScanSourceMemo(s, memo, ev);
+        if (ev.source != nullptr || !r.Bytes(&s)) return false;
+        ev.source = ScanSourceMemo(s, memo);
+        return ev.source != nullptr;
       case 11:
-        if (ev.has_relation) return false;
-        ev.has_relation = true;
-        return r.Bytes(&s) && ScanRelationMemo(s, memo, ev);
+        if (ev.relation != nullptr || !r.Bytes(&s)) return false;
+        ev.relation = ScanRelationMemo(s, memo);
+        return ev.relation != nullptr;
       case 12:
         ev.has_before = true;
         return r.Bytes(&s) && ScanRow(s, ev.before);
@@ -233,39 +241,31 @@ bool ViewKey(const EventView& ev, std::string* key) {
   } else if (ev.has_after) {
     row = &ev.after;
   }
-  if (row == nullptr) return false;
-  size_t n = std::min(ev.columns.size(), row->size());
+  if (row == nullptr || ev.relation == nullptr) return false;
+  const RelationView& rel = *ev.relation;
+  // Key columns past the row's last value do not count (the full form stops there too).
   size_t keys = 0;
-  size_t only = 0;
-  for (size_t i = 0; i < n; ++i) {
-    if (ev.columns[i].key) {
-      ++keys;
-      only = i;
-    }
-  }
+  while (keys < rel.keys.size() && rel.keys[keys] < row->size()) ++keys;
   if (keys == 0) return false;
-  auto text = [&](size_t i) { return (*row)[i].is_text ? (*row)[i].text : std::string_view(); };
+  auto text = [&](uint32_t i) { return (*row)[i].is_text ? (*row)[i].text : std::string_view(); };
   if (keys == 1) {
-    key->assign(text(only));
+    key->assign(text(rel.keys[0]));
     return true;
   }
   key->assign("{");
-  bool first = true;
-  for (size_t i = 0; i < n; ++i) {
-    if (!ev.columns[i].key) continue;
-    if (!first) key->append(",");
-    first = false;
-    key->append(JsonQuote(ev.columns[i].name)).append(":").append(JsonQuote(text(i)));
+  for (size_t k = 0; k < keys; ++k) {
+    uint32_t i = rel.keys[k];
+    if (k > 0) key->append(",");
+    key->append(JsonQuote(rel.columns[i].name)).append(":").append(JsonQuote(text(i)));
   }
   key->append("}");
   return true;
 }
 
-// Sets the record's headers in place: a record reused from an earlier slice already holds the
-// names, and its value strings keep their buffers.
-void SetHeaders(KafkaRecord* r, uint64_t seq, uint64_t commit_lsn, std::string_view system_id,
-                std::string_view slot_name, uint32_t schema_version,
-                std::optional<std::string_view> key_id) {
+// Sets the record's headers in place: a reused record already holds the names, and its value
+// strings keep their buffers.
+void SetHeaders(KafkaRecord* r, uint64_t seq, uint64_t commit_lsn, std::string_view source,
+                uint32_t schema_version, std::optional<std::string_view> key_id) {
   static constexpr std::string_view kNames[] = {"seq", "commit_lsn", "source", "schema_version",
                                                 "key_id"};
   r->headers.resize(key_id ? 5 : 4);
@@ -276,7 +276,7 @@ void SetHeaders(KafkaRecord* r, uint64_t seq, uint64_t commit_lsn, std::string_v
   auto end = std::to_chars(digits, digits + sizeof digits, seq).ptr;
   r->headers[0].second.assign(digits, end);
   r->headers[1].second.assign(Lsn(commit_lsn).ToString());
-  r->headers[2].second.assign(system_id).append("/").append(slot_name);
+  r->headers[2].second.assign(source);
   end = std::to_chars(digits, digits + sizeof digits, schema_version).ptr;
   r->headers[3].second.assign(digits, end);
   if (key_id) r->headers[4].second.assign(*key_id);
@@ -289,22 +289,28 @@ std::optional<std::string> RecordKey(const v1::ChangeEvent& event) {
 }
 
 Status FillKafkaRecord(uint64_t seq, std::string_view bytes, KafkaRecord* out) {
-  thread_local EventView ev;  // reused, so its lists keep their capacity
+  struct ScanState {
+    EventView ev;  // reused, so its lists keep their capacity
+    SubMessageMemo memo;
+  };
+  thread_local ScanState state;
+  EventView& ev = state.ev;
   ev.Clear();
-  if (!ScanEvent(bytes, ev)) {
+  if (!ScanEvent(bytes, state.memo, ev)) {
     // Whatever the scan cannot read (malformed bytes, or valid but unusual encodings such as
     // groups), the full parser judges: it gives the error, or the same record the slow way.
     LIFELINE_ASSIGN_OR_RETURN(v1::ChangeEvent full,
                               ParseEvent(SpoolRecord{seq, std::string(bytes)}));
     out->seq = full.seq();
     out->key = RecordKey(full);
-    out->value.assign(bytes);
+    out->value = bytes;
     out->commit_time_us = full.commit_time_us();
     out->timestamp_ms = full.commit_time_us() / 1000;
     std::optional<std::string_view> key_id;
     if (full.has_sealed()) key_id = full.sealed().key_id();
-    SetHeaders(out, full.seq(), full.commit_lsn(), full.source().system_id(),
-               full.source().slot_name(), full.relation().schema_version(), key_id);
+    SetHeaders(out, full.seq(), full.commit_lsn(),
+               full.source().system_id() + "/" + full.source().slot_name(),
+               full.relation().schema_version(), key_id);
     return Status::Ok();
   }
   if (ev.seq != seq) {
@@ -316,9 +322,10 @@ Status FillKafkaRecord(uint64_t seq, std::string_view bytes, KafkaRecord* out) {
   if (!ViewKey(ev, &*out->key)) out->key.reset();
   out->commit_time_us = ev.commit_time_us;
   out->timestamp_ms = ev.commit_time_us / 1000;
-  SetHeaders(out, ev.seq, ev.commit_lsn, ev.system_id, ev.slot_name, ev.schema_version,
+  SetHeaders(out, ev.seq, ev.commit_lsn, ev.source ? ev.source->header : std::string_view("/"),
+             ev.relation ? ev.relation->schema_version : 0,
              ev.sealed ? std::optional<std::string_view>(ev.key_id) : std::nullopt);
-  out->value.assign(bytes);  // the views above point into `bytes`, not into the value
+  out->value = bytes;
   return Status::Ok();
 }
 

@@ -25,17 +25,20 @@ namespace lifeline::shipper {
 struct KafkaRecord {
   uint64_t seq = 0;
   std::optional<std::string> key;  // nullopt: no key, partition 0
-  std::string value;
+  std::string_view value;          // the bytes it was made from: valid while they are
   int64_t timestamp_ms = 0;
   int64_t commit_time_us = 0;
   std::vector<std::pair<std::string, std::string>> headers;
 };
 
-// Makes `out` the record of the event stored at `seq`. `out` may hold an earlier record: its
-// strings are overwritten in place, so a shipper that reuses its records allocates nothing for
-// them at a steady pace.
+// Makes `out` the record of the event stored at `seq` as `bytes`, which must outlive its use (the
+// value is a view of them: the producer copies it once, into its own message). `out` may hold an
+// earlier record: its strings are overwritten in place, so a shipper that reuses one record
+// allocates nothing for it at a steady pace.
 [[nodiscard]] Status FillKafkaRecord(uint64_t seq, std::string_view bytes, KafkaRecord* out);
+// The record's value is a view of `record.bytes`, hence no temporaries.
 [[nodiscard]] Result<KafkaRecord> ToKafkaRecord(const SpoolRecord& record);
+Result<KafkaRecord> ToKafkaRecord(SpoolRecord&& record) = delete;
 
 // The primary-key text of an event's row, as the record key: nullopt for rowless events.
 std::optional<std::string> RecordKey(const v1::ChangeEvent& event);

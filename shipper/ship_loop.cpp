@@ -49,6 +49,9 @@ class Shipper {
 
  private:
   Status Connect();
+  // Produces record_, waiting out backpressure: true once produced, false when it was not because
+  // shipping stops or the producer must be replaced.
+  [[nodiscard]] Result<bool> ProduceRecord();
   void StoreCursor(bool force);
   void UpdateGauges();
 
@@ -58,7 +61,7 @@ class Shipper {
   Metrics& metrics_;
   DeliveryTracker tracker_;
   std::unique_ptr<SpoolReader> reader_;
-  std::vector<KafkaRecord> slice_;  // refilled in place, so that its buffers are reused
+  KafkaRecord record_;  // refilled in place for each event, so that its buffers are reused
   Counter& events_;
   Counter& bytes_;
   Gauge& unshipped_;
@@ -104,6 +107,20 @@ Status Shipper::Connect() {
     backoff = std::min(backoff * 2, std::chrono::milliseconds(10'000));
   }
   return Status::Ok();
+}
+
+Result<bool> Shipper::ProduceRecord() {
+  while (true) {
+    Status st = producer_->Produce(record_);
+    if (st.ok()) break;
+    if (!producer_->FatalError().ok()) return false;  // replaced at the top of the loop
+    if (st.message() != "queue full") return st;
+    // Backpressure (brokers slow or away): serve reports and wait; capture keeps spooling.
+    producer_->Poll(100);
+    StoreCursor(false);
+    if (stop_.load() || delivery_failed_.load()) return false;
+  }
+  return true;
 }
 
 void Shipper::StoreCursor(bool force) {
@@ -155,40 +172,32 @@ Status Shipper::Run() {
       next = tracker_.cursor() + 1;
       continue;
     }
-    // The slice's records are refilled in place, their buffers reused (no allocation for them).
-    size_t count = 0;
+    // Each event is produced as it is read, straight from the spool's buffer (the producer copies
+    // it once); `interrupted` marks a read cut short to stop or to replace the producer.
+    bool interrupted = false;
     auto read = reader_->Visit(
         next, kSliceEvents, kSliceBytes, [&](uint64_t seq, std::string_view bytes) -> Status {
-          if (count == slice_.size()) slice_.emplace_back();
-          LIFELINE_RETURN_IF_ERROR(shipper::FillKafkaRecord(seq, bytes, &slice_[count]));
-          ++count;
+          LIFELINE_RETURN_IF_ERROR(shipper::FillKafkaRecord(seq, bytes, &record_));
+          tracker_.Sent(seq, record_.commit_time_us);
+          LIFELINE_ASSIGN_OR_RETURN(bool produced, ProduceRecord());
+          if (produced) {
+            bytes_.Add(bytes.size());
+            next = seq + 1;
+          }
+          if (!produced || stop_.load() || delivery_failed_.load()) {
+            interrupted = true;
+            return Status::Unavailable("shipping interrupted");
+          }
           return Status::Ok();
         });
-    if (!read.ok() && count == 0) return read.status();
-    if (count == 0) {
+    if (interrupted) continue;
+    if (read.ok() && *read == 0) {
       if (options_.until_drained && tracker_.in_flight() == 0 &&
           next > spool_.last_complete_seq()) {
         break;
       }
       producer_->Poll(0);
       if (!spool_.WaitForEventsAfter(next - 1, std::chrono::milliseconds(50))) producer_->Poll(0);
-    }
-    for (size_t i = 0; i < count; ++i) {
-      const KafkaRecord& record = slice_[i];
-      tracker_.Sent(record.seq, record.commit_time_us);
-      while (true) {
-        Status st = producer_->Produce(record);
-        if (st.ok()) break;
-        if (!producer_->FatalError().ok()) break;  // replaced at the top of the loop
-        if (st.message() != "queue full") return st;
-        // Backpressure (brokers slow or away): serve reports and wait; capture keeps spooling.
-        producer_->Poll(100);
-        StoreCursor(false);
-        if (stop_.load()) break;
-      }
-      if (stop_.load() || !producer_->FatalError().ok() || delivery_failed_.load()) break;
-      bytes_.Add(record.value.size());
-      next = record.seq + 1;
     }
     // Records before an unreadable event went out; the error stops the shipper after them.
     if (!read.ok()) return read.status();

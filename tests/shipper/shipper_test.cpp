@@ -215,7 +215,8 @@ TEST(ToKafkaRecord, SampleEventsMatchTheirSeqLsnAndTime) {
   for (uint32_t i = 0; i < events.size(); ++i) {
     auto& ev = events[i];
     ev.set_seq(100 + i);
-    auto r = ToKafkaRecord(ToSpoolRecord(ev));
+    SpoolRecord rec = ToSpoolRecord(ev);
+    auto r = ToKafkaRecord(rec);
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     EXPECT_EQ(r->seq, 100u + i);
     EXPECT_EQ(r->timestamp_ms, ev.commit_time_us() / 1000);
@@ -236,7 +237,8 @@ TEST(ToKafkaRecord, HeartbeatHasNoKeyButFullHeaders) {
   hb.mutable_source()->set_slot_name("s");
   hb.set_commit_lsn(0x1000028);
   hb.set_commit_time_us(1999);
-  auto r = ToKafkaRecord(ToSpoolRecord(hb));
+  SpoolRecord rec = ToSpoolRecord(hb);
+  auto r = ToKafkaRecord(rec);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->key, std::nullopt);
   EXPECT_EQ(r->timestamp_ms, 1);
@@ -362,7 +364,8 @@ TEST(ToKafkaRecord, RejectsWhatTheFullParserRejects) {
     ExpectSameAsFullParse(SpoolRecord{7, bytes.substr(0, n)}, "cut at " + std::to_string(n));
   }
   auto bad_utf8 = RowEvent(v1::OP_INSERT, {{"id", true}, {"v", false}}, {"1", "\xc3\x28"});
-  auto r = ToKafkaRecord(ToSpoolRecord(bad_utf8));
+  SpoolRecord bad_rec = ToSpoolRecord(bad_utf8);
+  auto r = ToKafkaRecord(bad_rec);
   EXPECT_FALSE(r.ok()) << "invalid UTF-8 in a value the shipper does not use";
   ExpectSameAsFullParse(ToSpoolRecord(bad_utf8), "invalid UTF-8");
   ExpectSameAsFullParse(SpoolRecord{7, std::string(11, '\xff')}, "an overlong varint");
