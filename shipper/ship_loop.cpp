@@ -192,12 +192,14 @@ Status Shipper::Run() {
         });
     if (interrupted) continue;
     if (read.ok() && *read == 0) {
-      if (options_.until_drained && tracker_.in_flight() == 0 &&
-          next > spool_.last_complete_seq()) {
-        break;
-      }
+      bool drained = next > spool_.last_complete_seq();
+      if (options_.until_drained && drained && tracker_.in_flight() == 0) break;
       producer_->Poll(0);
-      if (!spool_.WaitForEventsAfter(next - 1, std::chrono::milliseconds(50))) producer_->Poll(0);
+      if (options_.until_drained && drained) {
+        producer_->Poll(50);  // nothing more to read: returns with the next delivery report
+      } else if (!spool_.WaitForEventsAfter(next - 1, std::chrono::milliseconds(50))) {
+        producer_->Poll(0);
+      }
     }
     // Records before an unreadable event went out; the error stops the shipper after them.
     if (!read.ok()) return read.status();
