@@ -141,7 +141,7 @@ rocksdb::Options SpoolRocksOptions() {
   // The spool is read front to back far more than by point lookups: larger blocks mean fewer
   // block reads, decompressions and checksums per event (4 KiB held about ten events).
   rocksdb::BlockBasedTableOptions table;
-  table.block_size = 32 << 10;
+  table.block_size = 64 << 10;
   // Every block read is checksummed. Debian's RocksDB is built portable, so its CRC32C runs the
   // table-driven fallback; XXH3 is as strong a check for this and fast without CPU-specific
   // instructions. Tables written with CRC32C stay readable.

@@ -6,7 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
+#include <vector>
 
 namespace lifeline::shipper {
 
@@ -30,10 +30,16 @@ class DeliveryTracker {
     State state = State::kNotSent;
   };
 
+  Entry& At(uint64_t seq) { return ring_[(head_ + (seq - cursor_ - 1)) & (ring_.size() - 1)]; }
+  void Grow(size_t count);
+
   uint64_t cursor_;
-  // Entry i is seq cursor_ + 1 + i. Seqs are sent in order, so this is a queue: no allocation
-  // per record, unlike a map node.
-  std::deque<Entry> pending_;
+  // Seqs are sent in order, so the entries after the cursor form a queue: a ring whose size is a
+  // power of two, entry i (seq cursor_ + 1 + i) at (head_ + i) mod size. It grows to the most
+  // ever in flight and then allocates nothing.
+  std::vector<Entry> ring_ = std::vector<Entry>(1024);
+  size_t head_ = 0;
+  size_t count_ = 0;      // entries after the cursor: seqs cursor_ + 1 .. cursor_ + count_
   size_t in_flight_ = 0;  // entries sent and not yet passed by the cursor
 };
 

@@ -49,6 +49,8 @@ class Shipper {
 
  private:
   Status Connect();
+  // Serves delivery reports for up to `timeout_ms`.
+  void Poll(int timeout_ms);
   // Produces record_, waiting out backpressure: true once produced, false when it was not because
   // shipping stops or the producer must be replaced.
   [[nodiscard]] Result<bool> ProduceRecord();
@@ -69,6 +71,7 @@ class Shipper {
   Gauge& cursor_gauge_;
   std::unique_ptr<KafkaProducer> producer_;
   std::atomic<bool> delivery_failed_{false};
+  uint64_t acknowledged_ = 0;  // acknowledged since the last Poll
   uint64_t stored_cursor_ = 0;
   Clock::time_point stored_at_ = Clock::now();
   Clock::time_point trimmed_at_ = Clock::now();
@@ -85,7 +88,8 @@ Status Shipper::Connect() {
       producer_, KafkaProducer::Create(config, [this](uint64_t seq, std::string_view error) {
         if (error.empty()) {
           tracker_.Acknowledged(seq);
-          events_.Add();
+          ++acknowledged_;  // into the counter after the poll: one atomic add per poll, not per
+                            // record
           return;
         }
         metrics_
@@ -109,6 +113,12 @@ Status Shipper::Connect() {
   return Status::Ok();
 }
 
+void Shipper::Poll(int timeout_ms) {
+  producer_->Poll(timeout_ms);
+  events_.Add(acknowledged_);
+  acknowledged_ = 0;
+}
+
 Result<bool> Shipper::ProduceRecord() {
   while (true) {
     Status st = producer_->Produce(record_);
@@ -116,7 +126,7 @@ Result<bool> Shipper::ProduceRecord() {
     if (!producer_->FatalError().ok()) return false;  // replaced at the top of the loop
     if (st.message() != "queue full") return st;
     // Backpressure (brokers slow or away): serve reports and wait; capture keeps spooling.
-    producer_->Poll(100);
+    Poll(100);
     StoreCursor(false);
     if (stop_.load() || delivery_failed_.load()) return false;
   }
@@ -175,13 +185,14 @@ Status Shipper::Run() {
     // Each event is produced as it is read, straight from the spool's buffer (the producer copies
     // it once); `interrupted` marks a read cut short to stop or to replace the producer.
     bool interrupted = false;
+    uint64_t shipped_bytes = 0;
     auto read = reader_->Visit(
         next, kSliceEvents, kSliceBytes, [&](uint64_t seq, std::string_view bytes) -> Status {
           LIFELINE_RETURN_IF_ERROR(shipper::FillKafkaRecord(seq, bytes, &record_));
           tracker_.Sent(seq, record_.commit_time_us);
           LIFELINE_ASSIGN_OR_RETURN(bool produced, ProduceRecord());
           if (produced) {
-            bytes_.Add(bytes.size());
+            shipped_bytes += bytes.size();
             next = seq + 1;
           }
           if (!produced || stop_.load() || delivery_failed_.load()) {
@@ -190,20 +201,21 @@ Status Shipper::Run() {
           }
           return Status::Ok();
         });
+    bytes_.Add(shipped_bytes);
     if (interrupted) continue;
     if (read.ok() && *read == 0) {
       bool drained = next > spool_.last_complete_seq();
       if (options_.until_drained && drained && tracker_.in_flight() == 0) break;
-      producer_->Poll(0);
+      Poll(0);
       if (options_.until_drained && drained) {
-        producer_->Poll(50);  // nothing more to read: returns with the next delivery report
+        Poll(50);  // nothing more to read: returns with the next delivery report
       } else if (!spool_.WaitForEventsAfter(next - 1, std::chrono::milliseconds(50))) {
-        producer_->Poll(0);
+        Poll(0);
       }
     }
     // Records before an unreadable event went out; the error stops the shipper after them.
     if (!read.ok()) return read.status();
-    producer_->Poll(0);
+    Poll(0);
     StoreCursor(false);
     if (Clock::now() - last_gauges > std::chrono::milliseconds(500)) {
       UpdateGauges();
@@ -216,6 +228,7 @@ Status Shipper::Run() {
     }
   }
   producer_->Flush(5000);
+  Poll(0);
   StoreCursor(true);
   UpdateGauges();
   spdlog::info("shipper: stopped at seq {} ({} in flight)", tracker_.cursor(),

@@ -3,6 +3,9 @@
 // value.
 #include <gtest/gtest.h>
 
+#include <iterator>
+#include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -107,6 +110,43 @@ TEST(DeliveryTracker, OldestUnacknowledgedSkipsAcknowledgedOnesAfterAGap) {
   EXPECT_EQ(t.oldest_unacknowledged_commit_time_us(), 500);
   t.Acknowledged(1);
   EXPECT_EQ(t.oldest_unacknowledged_commit_time_us(), 900);
+}
+
+// Thousands in flight, acknowledged in any order and now and then forgotten by a Reset: the
+// tracker's ring (which grows and wraps) must agree with a plain set of what was acknowledged.
+TEST(DeliveryTracker, AgreesWithASetModelThroughGrowthWrapAndReset) {
+  std::mt19937_64 rng(7);
+  DeliveryTracker t(100);
+  uint64_t cursor = 100;     // the model's cursor
+  uint64_t next = 101;       // next seq to send
+  std::set<uint64_t> sent;   // sent after the cursor, not acknowledged
+  std::set<uint64_t> acked;  // acknowledged, not yet passed by the cursor (still in flight)
+  for (int step = 0; step < 200'000; ++step) {
+    uint64_t r = rng() % 100;
+    if (r < 50 && sent.size() < 5000) {
+      t.Sent(next, static_cast<int64_t>(next) * 10);
+      sent.insert(next++);
+    } else if (r < 99 && !sent.empty()) {
+      auto it = sent.begin();
+      std::advance(it, static_cast<long>(rng() % std::min<size_t>(sent.size(), 64)));
+      t.Acknowledged(*it);
+      acked.insert(*it);
+      sent.erase(it);
+      while (acked.count(cursor + 1) > 0) acked.erase(++cursor);
+    } else {
+      t.Reset();
+      sent.clear();
+      acked.clear();
+      next = cursor + 1;
+    }
+    ASSERT_EQ(t.cursor(), cursor) << "step " << step;
+    ASSERT_EQ(t.in_flight(), sent.size() + acked.size()) << "step " << step;
+    int64_t oldest = sent.empty() ? 0 : static_cast<int64_t>(*sent.begin()) * 10;
+    if (step % 97 == 0) {
+      ASSERT_EQ(t.oldest_unacknowledged_commit_time_us(), oldest) << "step " << step;
+      t.Acknowledged(next + rng() % 3);  // a report of the producer before a Reset: ignored
+    }
+  }
 }
 
 // --- RecordKey / ToKafkaRecord -----------------------------------------------------------------
