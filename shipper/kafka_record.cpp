@@ -114,32 +114,45 @@ bool ScanRelation(std::string_view bytes, RelationView& rel) {
   return ok;
 }
 
+// The hot scans below run their loops over a local reader rather than through ScanMessage's
+// callback, so that the compiler keeps the read position in a register.
 bool ScanValue(std::string_view bytes, ValueView& value) {
-  return ScanMessage(bytes, [&](WireReader& r, uint32_t field, int wt) {
+  WireReader r(bytes);
+  while (!r.done()) {
+    uint32_t field = 0;
+    int wt = 0;
     uint64_t v = 0;
+    if (!r.Tag(&field, &wt)) return false;
     if (wt == kLengthDelimited && field == 2) {
       value.is_text = true;
-      return r.Text(&value.text);
-    }
-    if (wt == kVarint && (field == 1 || field == 3)) {
+      if (!r.Text(&value.text)) return false;
+    } else if (wt == kVarint && (field == 1 || field == 3)) {
       // The oneof holds whichever member came last.
       value.is_text = false;
       value.text = {};
-      return r.Varint(&v);
+      if (!r.Varint(&v)) return false;
+    } else if (!r.Skip(wt)) {
+      return false;
     }
-    return r.Skip(wt);
-  });
+  }
+  return true;
 }
 
 bool ScanRow(std::string_view bytes, std::vector<ValueView>& values) {
-  return ScanMessage(bytes, [&](WireReader& r, uint32_t field, int wt) {
+  WireReader r(bytes);
+  while (!r.done()) {
+    uint32_t field = 0;
+    int wt = 0;
     std::string_view s;
+    if (!r.Tag(&field, &wt)) return false;
     if (wt == kLengthDelimited && field == 1) {
       values.emplace_back();
-      return r.Bytes(&s) && ScanValue(s, values.back());
+      if (!r.Bytes(&s) || !ScanValue(s, values.back())) return false;
+    } else if (!r.Skip(wt)) {
+      return false;
     }
-    return r.Skip(wt);
-  });
+  }
+  return true;
 }
 
 bool ScanSealed(std::string_view bytes, EventView& ev) {
@@ -188,43 +201,59 @@ const RelationView* ScanRelationMemo(std::string_view bytes, SubMessageMemo& mem
 }
 
 bool ScanEvent(std::string_view bytes, SubMessageMemo& memo, EventView& ev) {
-  return ScanMessage(bytes, [&](WireReader& r, uint32_t field, int wt) {
+  WireReader r(bytes);
+  while (!r.done()) {
+    uint32_t field = 0;
+    int wt = 0;
     std::string_view s;
     uint64_t v = 0;
+    if (!r.Tag(&field, &wt)) return false;
     if (wt == kVarint) {
       if (!r.Varint(&v)) return false;
       if (field == 1) ev.seq = v;
       if (field == 3) ev.commit_lsn = v;
       if (field == 6) ev.commit_time_us = static_cast<int64_t>(v);
       if (field == 10) ev.op = static_cast<int32_t>(v);
-      return true;
+      continue;
     }
-    if (wt != kLengthDelimited) return r.Skip(wt);
+    if (wt != kLengthDelimited) {
+      if (!r.Skip(wt)) return false;
+      continue;
+    }
+    bool ok = true;
     switch (field) {
       // A sub-message given twice merges with itself in protobuf: left to the full parser.
       case 2:
         if (ev.source != nullptr || !r.Bytes(&s)) return false;
         ev.source = ScanSourceMemo(s, memo);
-        return ev.source != nullptr;
+        ok = ev.source != nullptr;
+        break;
       case 11:
         if (ev.relation != nullptr || !r.Bytes(&s)) return false;
         ev.relation = ScanRelationMemo(s, memo);
-        return ev.relation != nullptr;
+        ok = ev.relation != nullptr;
+        break;
       case 12:
         ev.has_before = true;
-        return r.Bytes(&s) && ScanRow(s, ev.before);
+        ok = r.Bytes(&s) && ScanRow(s, ev.before);
+        break;
       case 13:
         ev.has_after = true;
-        return r.Bytes(&s) && ScanRow(s, ev.after);
+        ok = r.Bytes(&s) && ScanRow(s, ev.after);
+        break;
       case 15:  // message: a string
-        return r.Text(&s);
+        ok = r.Text(&s);
+        break;
       case 17:
         ev.sealed = true;
-        return r.Bytes(&s) && ScanSealed(s, ev);
+        ok = r.Bytes(&s) && ScanSealed(s, ev);
+        break;
       default:
-        return r.Skip(wt);
+        ok = r.Skip(wt);
     }
-  });
+    if (!ok) return false;
+  }
+  return true;
 }
 
 // RecordKey over the view, written into `key` (whose buffer is reused); false for no key. The two
