@@ -40,15 +40,19 @@ Result<Lsn> Lsn::Parse(std::string_view text) {
 }
 
 std::string Lsn::ToString() const {
+  char buf[kTextMax];
+  return std::string(Format(buf));
+}
+
+std::string_view Lsn::Format(char (&buf)[kTextMax]) const {
   // As PostgreSQL prints it ("%X/%X"), without printf: the shipper formats one per record.
-  char buf[32];
-  char* end = std::to_chars(buf, buf + 16, static_cast<uint32_t>(value_ >> 32), 16).ptr;
+  char* end = std::to_chars(buf, buf + 8, static_cast<uint32_t>(value_ >> 32), 16).ptr;
   *end++ = '/';
-  end = std::to_chars(end, buf + sizeof buf, static_cast<uint32_t>(value_), 16).ptr;
+  end = std::to_chars(end, buf + kTextMax, static_cast<uint32_t>(value_), 16).ptr;
   for (char* c = buf; c != end; ++c) {
     if (*c >= 'a' && *c <= 'f') *c = static_cast<char>(*c - 'a' + 'A');
   }
-  return std::string(buf, end);
+  return std::string_view(buf, static_cast<size_t>(end - buf));
 }
 
 }  // namespace lifeline

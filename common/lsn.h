@@ -19,8 +19,12 @@ class Lsn {
 
   constexpr uint64_t value() const { return value_; }
   constexpr bool valid() const { return value_ != 0; }
+  static constexpr size_t kTextMax = 17;  // "FFFFFFFF/FFFFFFFF"
+
   // "16/B374D848", uppercase hex without leading zeros: the form PostgreSQL prints.
   std::string ToString() const;
+  // The same text written into `buf` (no allocation), valid while `buf` is.
+  std::string_view Format(char (&buf)[kTextMax]) const;
 
   constexpr auto operator<=>(const Lsn&) const = default;
 

@@ -193,11 +193,11 @@ Status KafkaProducer::Produce(const KafkaRecord& record) {
                                  rd_kafka_err2str(rd_kafka_last_error()));
     }
   }
-  rd_kafka_headers_t* headers = rd_kafka_headers_new(record.headers.size());
-  for (const auto& [k, v] : record.headers) {
-    rd_kafka_header_add(headers, k.data(), static_cast<ssize_t>(k.size()), v.data(),
-                        static_cast<ssize_t>(v.size()));
-  }
+  rd_kafka_headers_t* headers = rd_kafka_headers_new(5);
+  ForEachHeader(record, [headers](std::string_view name, std::string_view value) {
+    rd_kafka_header_add(headers, name.data(), static_cast<ssize_t>(name.size()), value.data(),
+                        static_cast<ssize_t>(value.size()));
+  });
   int32_t partition = record.key ? RD_KAFKA_PARTITION_UA : 0;
   const void* key = record.key ? record.key->data() : nullptr;
   size_t key_len = record.key ? record.key->size() : 0;

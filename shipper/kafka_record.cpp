@@ -291,30 +291,36 @@ bool ViewKey(const EventView& ev, std::string* key) {
   return true;
 }
 
-// Sets the record's headers in place: a reused record already holds the names, and its value
-// strings keep their buffers.
-void SetHeaders(KafkaRecord* r, uint64_t seq, uint64_t commit_lsn, std::string_view source,
-                uint32_t schema_version, std::optional<std::string_view> key_id) {
-  static constexpr std::string_view kNames[] = {"seq", "commit_lsn", "source", "schema_version",
-                                                "key_id"};
-  r->headers.resize(key_id ? 5 : 4);
-  for (size_t i = 0; i < r->headers.size(); ++i) {
-    if (r->headers[i].first != kNames[i]) r->headers[i].first.assign(kNames[i]);
+// Sets what the headers carry; the record's strings keep their buffers.
+void SetHeaderFields(KafkaRecord* r, uint64_t commit_lsn, std::string_view source,
+                     uint32_t schema_version, std::optional<std::string_view> key_id) {
+  r->commit_lsn = commit_lsn;
+  if (r->source != source) r->source.assign(source);
+  r->schema_version = schema_version;
+  if (key_id) {
+    r->key_id.emplace(*key_id);
+  } else {
+    r->key_id.reset();
   }
-  char digits[24];
-  auto end = std::to_chars(digits, digits + sizeof digits, seq).ptr;
-  r->headers[0].second.assign(digits, end);
-  r->headers[1].second.assign(Lsn(commit_lsn).ToString());
-  r->headers[2].second.assign(source);
-  end = std::to_chars(digits, digits + sizeof digits, schema_version).ptr;
-  r->headers[3].second.assign(digits, end);
-  if (key_id) r->headers[4].second.assign(*key_id);
 }
 
 }  // namespace
 
 std::optional<std::string> RecordKey(const v1::ChangeEvent& event) {
   return RecordKeyText(event);
+}
+
+std::string_view FormatDecimal(uint64_t v, char (&buf)[20]) {
+  char* end = std::to_chars(buf, buf + sizeof buf, v).ptr;
+  return std::string_view(buf, static_cast<size_t>(end - buf));
+}
+
+std::vector<std::pair<std::string, std::string>> Headers(const KafkaRecord& record) {
+  std::vector<std::pair<std::string, std::string>> out;
+  ForEachHeader(record, [&](std::string_view name, std::string_view value) {
+    out.emplace_back(name, value);
+  });
+  return out;
 }
 
 Status FillKafkaRecord(uint64_t seq, std::string_view bytes, KafkaRecord* out) {
@@ -337,9 +343,9 @@ Status FillKafkaRecord(uint64_t seq, std::string_view bytes, KafkaRecord* out) {
     out->timestamp_ms = full.commit_time_us() / 1000;
     std::optional<std::string_view> key_id;
     if (full.has_sealed()) key_id = full.sealed().key_id();
-    SetHeaders(out, full.seq(), full.commit_lsn(),
-               full.source().system_id() + "/" + full.source().slot_name(),
-               full.relation().schema_version(), key_id);
+    SetHeaderFields(out, full.commit_lsn(),
+                    full.source().system_id() + "/" + full.source().slot_name(),
+                    full.relation().schema_version(), key_id);
     return Status::Ok();
   }
   if (ev.seq != seq) {
@@ -351,9 +357,9 @@ Status FillKafkaRecord(uint64_t seq, std::string_view bytes, KafkaRecord* out) {
   if (!ViewKey(ev, &*out->key)) out->key.reset();
   out->commit_time_us = ev.commit_time_us;
   out->timestamp_ms = ev.commit_time_us / 1000;
-  SetHeaders(out, ev.seq, ev.commit_lsn, ev.source ? ev.source->header : std::string_view("/"),
-             ev.relation ? ev.relation->schema_version : 0,
-             ev.sealed ? std::optional<std::string_view>(ev.key_id) : std::nullopt);
+  SetHeaderFields(out, ev.commit_lsn, ev.source ? ev.source->header : std::string_view("/"),
+                  ev.relation ? ev.relation->schema_version : 0,
+                  ev.sealed ? std::optional<std::string_view>(ev.key_id) : std::nullopt);
   out->value = bytes;
   return Status::Ok();
 }

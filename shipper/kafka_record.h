@@ -18,9 +18,13 @@
 #include <utility>
 #include <vector>
 
+#include "common/lsn.h"
 #include "common/spool.h"
 
 namespace lifeline::shipper {
+
+// Decimal text of `v`, written into `buf` without allocating.
+std::string_view FormatDecimal(uint64_t v, char (&buf)[20]);
 
 struct KafkaRecord {
   uint64_t seq = 0;
@@ -28,8 +32,28 @@ struct KafkaRecord {
   std::string_view value;          // the bytes it was made from: valid while they are
   int64_t timestamp_ms = 0;
   int64_t commit_time_us = 0;
-  std::vector<std::pair<std::string, std::string>> headers;
+  // What the headers carry; ForEachHeader formats them (as text, when they are produced).
+  uint64_t commit_lsn = 0;
+  std::string source;  // "system_id/slot_name"
+  uint32_t schema_version = 0;
+  std::optional<std::string> key_id;  // sealed events only
 };
+
+// Calls emit(name, value) for each header of `record`, in order; the values are valid only
+// during the call.
+template <typename Emit>
+void ForEachHeader(const KafkaRecord& record, Emit emit) {
+  char digits[20];
+  emit(std::string_view("seq"), FormatDecimal(record.seq, digits));
+  char lsn[Lsn::kTextMax];
+  emit(std::string_view("commit_lsn"), Lsn(record.commit_lsn).Format(lsn));
+  emit(std::string_view("source"), std::string_view(record.source));
+  emit(std::string_view("schema_version"), FormatDecimal(record.schema_version, digits));
+  if (record.key_id) emit(std::string_view("key_id"), std::string_view(*record.key_id));
+}
+
+// The headers as (name, value) pairs, for tests and diagnostics.
+std::vector<std::pair<std::string, std::string>> Headers(const KafkaRecord& record);
 
 // Makes `out` the record of the event stored at `seq` as `bytes`, which must outlive its use (the
 // value is a view of them: the producer copies it once, into its own message). `out` may hold an
