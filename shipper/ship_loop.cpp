@@ -18,9 +18,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Events per spool read. The reader keeps its iterator between reads, so slices can be small
-// enough that their records stay in the CPU's cache from the read to the produce.
-constexpr size_t kSliceEvents = 1024;
+// Events per spool read, and so between two polls for delivery reports. The reader keeps its
+// iterator between reads, so slices can be small; and the smaller, the sooner what librdkafka frees
+// on a report (each record's message and headers) is what the next records allocate, while it is
+// still in the allocator's per-thread cache (128 took 3% less time than 1,024).
+constexpr size_t kSliceEvents = 128;
 constexpr size_t kSliceBytes = 4 << 20;
 using shipper::DeliveryTracker;
 using shipper::KafkaProducer;
