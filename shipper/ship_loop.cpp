@@ -90,8 +90,8 @@ Status Shipper::Connect() {
       producer_, KafkaProducer::Create(config, [this](uint64_t seq, std::string_view error) {
         if (error.empty()) {
           tracker_.Acknowledged(seq);
-          ++acknowledged_;  // into the counter after the poll: one atomic add per poll, not per
-                            // record
+          // Into the counter after the poll: one atomic add per poll, not per record.
+          ++acknowledged_;
           return;
         }
         metrics_
