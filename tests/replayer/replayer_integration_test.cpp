@@ -204,6 +204,9 @@ TEST_F(ReplayIntegration, NetChangesLeaveTheStandbyAsEveryChangeInOrderDoes) {
                          "app")
                   .ok());
   auto capture = StartCapture({"--table", "public.churn"});
+  // The load takes a moment; on a busy machine it could be over before the slot exists, and the
+  // initial snapshot would then hold its end state with nothing to net.
+  ASSERT_TRUE(WaitFor([&] { return testing::SpoolLastSeq(tmp_.Sub("spool")) > 0; }, 60s));
   auto replay = StartReplay();
   const std::string load = R"(
 DO $$
@@ -247,9 +250,11 @@ $$;)";
   // The same stream as a window, into an emptied table: netted, by mode and by table.
   auto window = [&](const LocalPostgres& pg, std::vector<std::string> extra) -> int64_t {
     EXPECT_TRUE(pg.Psql("TRUNCATE churn", "app").ok());
+    // Target transactions end at --batch-events however slow the machine: what is netted depends
+    // on where they end, and --batch-time would otherwise end them early under load.
     std::vector<std::string> args = {
-        "replay",     "--target", pg.ConnInfo("app"), "--spool",  tmp_.Sub("spool"),
-        "--from-seq", "1",        "--stop-at-end",    "--format", "json"};
+        "replay", "--target",      pg.ConnInfo("app"), "--spool", tmp_.Sub("spool"), "--from-seq",
+        "1",      "--stop-at-end", "--format",         "json",    "--batch-time",    "10m"};
     args.insert(args.end(), extra.begin(), extra.end());
     CommandResult r = testing::RunLifeline(args, "", 120'000);
     EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
