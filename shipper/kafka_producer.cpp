@@ -193,7 +193,7 @@ Status KafkaProducer::Produce(const KafkaRecord& record) {
                                  rd_kafka_err2str(rd_kafka_last_error()));
     }
   }
-  rd_kafka_headers_t* headers = rd_kafka_headers_new(5);
+  rd_kafka_headers_t* headers = rd_kafka_headers_new(5);  // ForEachHeader gives at most five
   ForEachHeader(record, [headers](std::string_view name, std::string_view value) {
     rd_kafka_header_add(headers, name.data(), static_cast<ssize_t>(name.size()), value.data(),
                         static_cast<ssize_t>(value.size()));

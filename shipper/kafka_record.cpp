@@ -7,7 +7,6 @@
 #include <string_view>
 
 #include "common/event_format.h"
-#include "common/lsn.h"
 #include "common/wire_reader.h"
 
 namespace lifeline::shipper {
