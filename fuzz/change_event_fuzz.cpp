@@ -1,10 +1,12 @@
 // libFuzzer target for a ChangeEvent record as the readers take it from a spool or a Kafka topic:
 // the input is the record's value. It goes through the checks they apply (replayer::ParseRecord,
 // the spool's ParseEvent), and an event that passes goes on to what is done with it: its JSON and
-// text renderings (spool inspect, replay --dry-run, gapcheck), the replayer's statements, and
-// payload encryption (opening a sealed record; sealing and opening one in clear).
+// text renderings (spool inspect, replay --dry-run, gapcheck), the replayer's statements, the
+// shipper's Kafka record, and payload encryption (opening a sealed record; sealing and opening one
+// in clear).
 //
-// Besides "no crash", the target checks: both readers accept the same records; the JSON rendering
+// Besides "no crash", the target checks: both readers and the shipper accept the same records, and
+// the shipper's record carries the full event's key and header fields; the JSON rendering
 // is one JSON object that gives back the event's seq, op, table, commit LSN and (for years
 // 1970..9999) commit time; every statement's highest $n placeholder matches its parameter count.
 #include <google/protobuf/stubs/logging.h>
@@ -27,6 +29,7 @@
 #include "fuzz/fuzz_check.h"
 #include "replayer/event_source.h"
 #include "replayer/statement_builder.h"
+#include "shipper/kafka_record.h"
 
 namespace lifeline {
 namespace {
@@ -258,6 +261,29 @@ void CheckSeal(const v1::ChangeEvent& ev) {
         "row images differ after sealing and opening");
 }
 
+// The shipper's record fill reads a few fields in place, without the full parse: it must refuse
+// what the spool's parse refuses, and otherwise make the record the full event gives.
+void CheckShipperRecord(const std::string& bytes, uint64_t seq, const v1::ChangeEvent* full) {
+  shipper::KafkaRecord rec;
+  Status filled = shipper::FillKafkaRecord(seq, bytes, &rec);
+  if (full == nullptr) {
+    Check(!filled.ok(), "the shipper accepts a record the spool rejects");
+    return;
+  }
+  Check(filled.ok(), "the shipper rejects a record the spool accepts: " + filled.ToString());
+  Check(rec.seq == full->seq(), "shipper seq");
+  Check(rec.key == shipper::RecordKey(*full), "shipper key differs from the full event's");
+  Check(rec.value == bytes, "shipper value");
+  Check(rec.commit_time_us == full->commit_time_us(), "shipper commit time");
+  Check(rec.commit_lsn == full->commit_lsn(), "shipper commit LSN");
+  Check(rec.source == full->source().system_id() + "/" + full->source().slot_name(),
+        "shipper source header");
+  Check(rec.schema_version == full->relation().schema_version(), "shipper schema version");
+  Check(rec.key_id.has_value() == full->has_sealed() &&
+            (!rec.key_id || *rec.key_id == full->sealed().key_id()),
+        "shipper key_id header");
+}
+
 }  // namespace
 }  // namespace lifeline
 
@@ -277,6 +303,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Check(parsed.code() == StatusCode::kCorruption, "ParseRecord: " + parsed.ToString());
     auto from_spool = ParseEvent(SpoolRecord{1, bytes});
     Check(!from_spool.ok(), "the spool accepts a record the replayer rejects: " + parsed.message());
+    CheckShipperRecord(bytes, 1, nullptr);
     return 0;
   }
   auto from_spool = ParseEvent(SpoolRecord{ev.seq(), bytes});
@@ -286,6 +313,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto elsewhere = ParseEvent(SpoolRecord{ev.seq() + 1, bytes});
   Check(!elsewhere.ok() && elsewhere.status().code() == StatusCode::kCorruption,
         "the spool accepts an event stored at another seq");
+  CheckShipperRecord(bytes, ev.seq(), &ev);
 
   CheckJson(ev);
   (void)EventToText(ev);
