@@ -635,12 +635,12 @@ bool Spool::WaitForEventsAfter(uint64_t seq, std::chrono::milliseconds timeout) 
   return impl_->appended.wait_for(lock, timeout, [&] { return impl_->state.complete_seq > seq; });
 }
 
-Status Spool::SetCursor(const std::string& name, uint64_t seq) {
+Status Spool::SetCursor(const std::string& name, uint64_t seq, CursorSync sync) {
   if (!writable_) return Status::FailedPrecondition("spool " + dir_ + " is open read-only");
   std::string v;
   PutU64(&v, seq);
   rocksdb::WriteOptions wo;
-  wo.sync = true;
+  wo.sync = sync == CursorSync::kSynced;
   return FromRocks(impl_->db->Put(wo, impl_->meta, "cursor/" + name, v),
                    "storing cursor " + name + " in spool " + dir_);
 }

@@ -115,7 +115,12 @@ class Spool {
   // Reader: catches up with the writer's latest writes.
   [[nodiscard]] Status Refresh();
 
-  [[nodiscard]] Status SetCursor(const std::string& name, uint64_t seq);
+  // Stores a named cursor. Unsynced, it survives the process being killed but not the machine
+  // failing: a cursor may then come back older (what follows it is shipped again, never skipped),
+  // until a later synced write to the spool, such as a trim, makes it durable with itself.
+  enum class CursorSync { kSynced, kUnsynced };
+  [[nodiscard]] Status SetCursor(const std::string& name, uint64_t seq,
+                                 CursorSync sync = CursorSync::kSynced);
   // 0 when the cursor has never been set.
   uint64_t GetCursor(const std::string& name) const;
 

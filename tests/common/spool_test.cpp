@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
 
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -113,6 +114,40 @@ TEST(SpoolTest, CursorsAndPropertiesPersist) {
   EXPECT_EQ(spool->GetProperty("source.system_id"), "7312");
   EXPECT_EQ(spool->GetProperty("nope"), "");
   EXPECT_EQ(spool->Stats().cursors.at("shipper"), 17u);
+}
+
+// The shipper stores its cursor unsynced between syncs: that must survive its process being
+// killed (only the machine failing may take it back to an earlier value).
+TEST(SpoolTest, AnUnsyncedCursorSurvivesKillNine) {
+  TempDir tmp;
+  std::string dir = tmp.Sub("spool");
+  { ASSERT_TRUE(OpenWriter(dir)); }
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(ready[0]);
+    auto spool = Spool::OpenForWrite(dir);
+    if (!spool.ok() || !(*spool)->SetCursor("shipper", 41, Spool::CursorSync::kUnsynced).ok()) {
+      _exit(3);
+    }
+    if (write(ready[1], "+", 1) != 1) _exit(4);
+    pause();
+    _exit(0);
+  }
+  close(ready[1]);
+  char byte = 0;
+  ssize_t got = read(ready[0], &byte, 1);
+  close(ready[0]);
+  kill(child, SIGKILL);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_EQ(got, 1) << "the child could not store its cursor (exit " << WEXITSTATUS(status) << ")";
+  ASSERT_TRUE(WIFSIGNALED(status));
+  auto spool = OpenWriter(dir);
+  ASSERT_TRUE(spool);
+  EXPECT_EQ(spool->GetCursor("shipper"), 41u);
 }
 
 TEST(SpoolTest, TrimKeepsUnshippedAndRecentEvents) {
