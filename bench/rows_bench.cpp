@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/allocator.h"
 #include "common/local_postgres.h"
 #include "gapcheck/row_diff.h"
 
@@ -377,6 +378,7 @@ int Main(const Flags& f) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  lifeline::SetAllocatorThresholds();
   Flags f;
   CLI::App app{"gapcheck rows (DiffRows) against an md5 of both sides' rows in key order",
                "rows_bench"};

@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/allocator.h"
 #include "common/devkafka.h"
 #include "common/event_format.h"
 #include "common/metrics.h"
@@ -622,6 +623,7 @@ int Main(Flags& f) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  lifeline::SetAllocatorThresholds();
   Flags f;
   CLI::App app{
       "Shipper throughput against kcat -P on the same records and cluster, and spool-to-topic "

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "common/allocator.h"
 #include "common/spool.h"
 #include "common/spool_options.h"
 #include "tests/support/sample_events.h"
@@ -146,6 +147,7 @@ void WriteJson(const std::string& path, const Flags& f, double mean_bytes, const
 }  // namespace
 
 int main(int argc, char** argv) {
+  lifeline::SetAllocatorThresholds();
   Flags f;
   CLI::App app{"Spool append throughput against plain RocksDB puts of the same bytes",
                "spool_bench"};

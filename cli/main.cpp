@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "common/allocator.h"
 #include "common/config.h"
 #include "common/log.h"
 
@@ -43,6 +44,7 @@ void RouteConfigFiles(CLI::App& root, CLI::App& app) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  lifeline::SetAllocatorThresholds();
   CLI::App app{
       "lifeline: change capture and recovery for PostgreSQL (capture -> spool -> Kafka -> "
       "replay)",
