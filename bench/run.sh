@@ -49,7 +49,7 @@ if [ "$QUICK" = 1 ]; then
 else
   run spool "$B/spool_bench" --rounds 3
   run capture "$B/capture_bench" --rounds 3
-  run ship "$B/ship_bench" --rounds 3
+  run ship "$B/ship_bench" --rounds 5
   run apply "$B/apply_bench" --rounds 3 --partitions 64
   run rows "$B/rows_bench" --rows 1000000 --rounds 3
   run pipeline "$B/pipeline_bench"
