@@ -139,9 +139,9 @@ void Shipper::StoreCursor(bool force) {
   uint64_t cursor = tracker_.cursor();
   if (cursor == stored_cursor_) return;
   if (!force && Clock::now() - stored_at_ < std::chrono::milliseconds(100)) return;
-  // The periodic store need not wait for the disk (a cursor lost with the machine only ships
-  // events again; the synced trim behind it makes it durable first): each fdatasync held the
-  // producing thread for a millisecond. The last store, at stop, is synced.
+  // The periodic store does not wait for the disk (each fdatasync held the producing thread for
+  // a millisecond): a cursor lost with the machine only ships events again, and any synced write
+  // after it, a trim or capture's next append, makes it durable too. The store at stop is synced.
   Status st = spool_.SetCursor(options_.cursor_name, cursor,
                                force ? Spool::CursorSync::kSynced : Spool::CursorSync::kUnsynced);
   if (!st.ok()) {
