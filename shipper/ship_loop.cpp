@@ -212,11 +212,11 @@ Status Shipper::Run() {
     if (read.ok() && *read == 0) {
       bool drained = next > spool_.last_complete_seq();
       if (options_.until_drained && drained && tracker_.in_flight() == 0) break;
-      Poll(0);
       if (options_.until_drained && drained) {
         Poll(50);  // nothing more to read: returns with the next delivery report
-      } else if (!spool_.WaitForEventsAfter(next - 1, std::chrono::milliseconds(50))) {
+      } else {
         Poll(0);
+        if (!spool_.WaitForEventsAfter(next - 1, std::chrono::milliseconds(50))) Poll(0);
       }
     }
     // Records before an unreadable event went out; the error stops the shipper after them.
