@@ -61,17 +61,28 @@ class WireReader {
     return false;  // more than 10 bytes
   }
 
+  // Protobuf reads tags and lengths in at most five bytes: a longer encoding, even of a small
+  // value, makes the whole message malformed to it, so it fails here too.
+  static constexpr ptrdiff_t kMaxTagOrLengthBytes = 5;
+
   bool Tag(uint32_t* field, int* wire_type) {
+    const char* start = p_;
     uint64_t tag = 0;
-    if (!Varint(&tag) || tag > UINT32_MAX || (tag >> 3) == 0) return false;
+    if (!Varint(&tag) || p_ - start > kMaxTagOrLengthBytes || tag > UINT32_MAX || (tag >> 3) == 0) {
+      return false;
+    }
     *field = static_cast<uint32_t>(tag >> 3);
     *wire_type = static_cast<int>(tag & 7);
     return true;
   }
 
   bool Bytes(std::string_view* out) {
+    const char* start = p_;
     uint64_t n = 0;
-    if (!Varint(&n) || n > static_cast<uint64_t>(end_ - p_) || n > INT32_MAX) return false;
+    if (!Varint(&n) || p_ - start > kMaxTagOrLengthBytes || n > static_cast<uint64_t>(end_ - p_) ||
+        n > INT32_MAX) {
+      return false;
+    }
     *out = std::string_view(p_, n);
     p_ += n;
     return true;

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "lifeline/v1/change_event.pb.h"
+
 namespace lifeline {
 namespace {
 
@@ -18,6 +20,16 @@ std::string EncodeVarint(uint64_t v) {
     v >>= 7;
   }
   out.push_back(static_cast<char>(v));
+  return out;
+}
+
+// `v` in exactly `bytes` bytes: past its shortest form, zero groups with the continuation bit.
+std::string EncodeVarintIn(uint64_t v, size_t bytes) {
+  std::string out;
+  for (size_t i = 0; i < bytes; ++i) {
+    uint8_t group = i < 10 ? static_cast<uint8_t>((v >> (7 * i)) & 0x7f) : 0;
+    out.push_back(static_cast<char>(group | (i + 1 < bytes ? 0x80 : 0)));
+  }
   return out;
 }
 
@@ -127,6 +139,34 @@ TEST(WireReaderTest, FieldsPastTheEndFail) {
   EXPECT_FALSE(r.Bytes(&out));
   WireReader fixed(std::string_view("\x01\x02\x03", 3));
   EXPECT_FALSE(fixed.Skip(kFixed32));
+}
+
+// The shipper's scan must refuse whatever protobuf refuses (it falls back to the full parse only
+// when the scan fails): a tag or a length takes at most five bytes there, however small.
+TEST(WireReaderTest, TagsAndLengthsLongerThanFiveBytesFailAsInProtobuf) {
+  for (size_t bytes = 1; bytes <= 10; ++bytes) {
+    // ChangeEvent's field 15 (a string), holding "x"; once with the tag, once with the length
+    // stretched to `bytes` bytes.
+    std::string long_tag = EncodeVarintIn((15 << 3) | kLengthDelimited, bytes) + "\x01x";
+    std::string long_length =
+        EncodeVarint((15 << 3) | kLengthDelimited) + EncodeVarintIn(1, bytes) + "x";
+    for (bool stretch_tag : {true, false}) {
+      const std::string& message = stretch_tag ? long_tag : long_length;
+      v1::ChangeEvent event;
+      bool protobuf_reads = event.ParseFromString(message);
+      WireReader r(message);
+      uint32_t field = 0;
+      int wire_type = 0;
+      std::string_view text;
+      bool reads = r.Tag(&field, &wire_type) && r.Text(&text) && r.done();
+      EXPECT_EQ(protobuf_reads, bytes <= 5) << "protobuf, " << bytes << " bytes";
+      EXPECT_EQ(reads, protobuf_reads)
+          << (stretch_tag ? "tag" : "length") << " of " << bytes << " bytes";
+      if (reads) {
+        EXPECT_EQ(text, "x");
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -413,6 +413,16 @@ TEST(ToKafkaRecord, RejectsWhatTheFullParserRejects) {
   ExpectSameAsFullParse(SpoolRecord{7, std::string(11, '\xff')}, "an overlong varint");
   ExpectSameAsFullParse(SpoolRecord{7, std::string("\x00\x01", 2)}, "field number 0");
   ExpectSameAsFullParse(SpoolRecord{7, std::string("\x0f\x01", 2)}, "wire type 7");
+  // Protobuf reads a tag or a length in at most five bytes, however small its value.
+  std::string seq7 = "\x08\x07";
+  ExpectSameAsFullParse(SpoolRecord{7, seq7 + std::string("\x98\x80\x80\x80\x80\x00\x05", 7)},
+                        "a tag in six bytes");
+  ExpectSameAsFullParse(SpoolRecord{7, seq7 + std::string("\x98\x80\x80\x80\x00\x05", 6)},
+                        "a tag in five bytes");
+  ExpectSameAsFullParse(SpoolRecord{7, seq7 + std::string("\x7a\x81\x80\x80\x80\x80\x00\x41", 8)},
+                        "a length in six bytes");
+  ExpectSameAsFullParse(SpoolRecord{7, seq7 + std::string("\x7a\x81\x80\x80\x80\x00\x41", 7)},
+                        "a length in five bytes");
 }
 
 // --- KafkaProducer::Create ---------------------------------------------------------------------
